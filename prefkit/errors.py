@@ -1,0 +1,68 @@
+"""Project exceptions: each names the file, row and field so the CLI can print one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PrefkitError(Exception):
+    """An error the user can fix; the CLI prints `str(error)` and exits non-zero without a traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        row: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.row = row
+        self.field = field
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file)
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        text = (": ".join([", ".join(where), self.message]) if where else self.message)
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class InputError(PrefkitError):
+    """Bad or missing input data (file, row, field)."""
+
+
+class ArtifactError(PrefkitError):
+    """An artifact folder is missing, incomplete, of the wrong stage, or conflicts with a new run."""
+
+
+class ConfigError(PrefkitError):
+    """A configuration value is invalid or inconsistent."""
+
+
+class DependencyError(PrefkitError):
+    """An optional dependency is missing; the message says what to install."""
+
+
+class ModelError(PrefkitError):
+    """A model or tokenizer could not be loaded or is unsuitable."""
+
+
+def require_module(module: str, install_hint: str):
+    """Import an optional module or raise DependencyError naming the package to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise DependencyError(f"'{module}' is not installed ({error})", hint=f"install it with: {install_hint}") from None

@@ -1,0 +1,1 @@
+"""Labeling: score candidates and build (prompt, chosen, rejected) preference pairs."""

@@ -1,0 +1,1 @@
+"""Sampling: a policy writes k completions per prompt (vLLM or transformers backends)."""

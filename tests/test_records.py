@@ -1,0 +1,77 @@
+"""Prompt reading and artifact checks: every bad input names file, row and field."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from prefkit.artifacts import StageRun
+from prefkit.errors import ArtifactError, InputError
+from prefkit.records import open_artifact, read_prompts
+
+
+def test_reads_jsonl_prompts(prompts_file):
+    records = read_prompts(prompts_file)
+    assert [r.prompt_id for r in records][:2] == ["t0", "t1"]
+    assert records[0].prompt == "Write one sentence about a movie."
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (['{"prompt": "ok"}', "{not json"], "line 2 is not valid JSON"),
+        (['{"prompt": "ok"}', '{"text": "x"}'], "row 2, field 'prompt': is missing"),
+        (['{"prompt": ""}'], "row 1, field 'prompt': is empty"),
+        (['{"prompt": 5}'], "row 1, field 'prompt': must be a string, got int"),
+        (['{"prompt_id": "a", "prompt": "x"}', '{"prompt_id": "a", "prompt": "y"}'], "duplicate id 'a'"),
+    ],
+)
+def test_bad_prompt_rows_name_file_row_and_field(tmp_path, lines, expected):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as info:
+        read_prompts(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_missing_prompts_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        read_prompts(tmp_path / "nope.jsonl")
+
+
+def test_stage_run_skips_finished_and_refuses_other_config(tmp_path, prompts_file):
+    out = tmp_path / "art"
+    run = StageRun(out, "prompts", {"a": 1}, {"prompts": prompts_file})
+    assert not run.already_done
+    run.open()
+    run.write_data(pl.DataFrame({"prompt_id": ["x"], "prompt": ["y"]}))
+    run.finish(counts={"rows": 1})
+    assert not (tmp_path / ".art.partial").exists()
+    assert StageRun(out, "prompts", {"a": 1}, {"prompts": prompts_file}).already_done
+    with pytest.raises(ArtifactError, match="different inputs or config"):
+        StageRun(out, "prompts", {"a": 2}, {"prompts": prompts_file})
+    assert StageRun(out, "prompts", {"a": 2}, {"prompts": prompts_file}, force=True).already_done is False
+
+
+def test_manifest_never_holds_secrets(tmp_path, prompts_file):
+    run = StageRun(tmp_path / "art", "prompts", {"api_key": "sk-123", "nested": {"token": "t", "ok": 1}}, {"p": prompts_file})
+    run.open()
+    run.write_data(pl.DataFrame({"prompt_id": ["x"], "prompt": ["y"]}))
+    run.finish()
+    text = (tmp_path / "art" / "manifest.json").read_text()
+    assert "sk-123" not in text and '"token"' not in text
+    assert json.loads(text)["config"]["nested"] == {"ok": 1}
+
+
+def test_open_artifact_rejects_wrong_stage(tmp_path, prompts_file):
+    run = StageRun(tmp_path / "cands", "candidates", {}, {"p": prompts_file})
+    run.open()
+    run.write_data(pl.DataFrame({"prompt_id": ["x"]}))
+    run.finish()
+    with pytest.raises(ArtifactError, match="is a 'candidates' artifact, but a 'preferences' artifact is expected"):
+        open_artifact(tmp_path / "cands", "preferences")
+    with pytest.raises(InputError, match="field 'prompt': column is missing"):
+        open_artifact(tmp_path / "cands", "candidates")
