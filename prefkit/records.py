@@ -29,8 +29,16 @@ PREFERENCES_SCHEMA: dict[str, pl.DataType] = {
     "len_chosen": pl.Int64(),
     "len_rejected": pl.Int64(),
 }
-STAGE_SCHEMAS = {"prompts": PROMPTS_SCHEMA, "candidates": CANDIDATES_SCHEMA, "preferences": PREFERENCES_SCHEMA}
-STAGE_COMMANDS = {"candidates": "prefkit sample", "preferences": "prefkit label", "checkpoint": "prefkit train"}
+STAGE_SCHEMAS = {
+    "prompts": PROMPTS_SCHEMA,
+    "candidates": CANDIDATES_SCHEMA,
+    "preferences": PREFERENCES_SCHEMA,
+}
+STAGE_COMMANDS = {
+    "candidates": "prefkit sample",
+    "preferences": "prefkit label",
+    "checkpoint": "prefkit train",
+}
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,9 @@ def _read_jsonl(path: Path) -> list[object]:
             try:
                 rows.append((number, json.loads(line)))
             except json.JSONDecodeError as error:
-                raise InputError(f"line {number} is not valid JSON ({error.msg})", file=path, row=number) from None
+                raise InputError(
+                    f"line {number} is not valid JSON ({error.msg})", file=path, row=number
+                ) from None
     return rows
 
 
@@ -150,13 +160,18 @@ def _prompts_from_rows(rows: list, path: Path, first_row: int) -> list[PromptRec
         if prompt is None:
             raise InputError("is missing", file=path, row=row_number, field="prompt")
         if not isinstance(prompt, str):
-            raise InputError(f"must be a string, got {type(prompt).__name__}", file=path, row=row_number, field="prompt")
+            raise InputError(
+                f"must be a string, got {type(prompt).__name__}", file=path, row=row_number, field="prompt"
+            )
         if not prompt.strip():
             raise InputError("is empty", file=path, row=row_number, field="prompt")
         prompt_id = row.get("prompt_id", row.get("id", f"p{len(records):06d}"))
         if not isinstance(prompt_id, str | int) or isinstance(prompt_id, bool):
             raise InputError(
-                f"must be a string or integer, got {type(prompt_id).__name__}", file=path, row=row_number, field="prompt_id"
+                f"must be a string or integer, got {type(prompt_id).__name__}",
+                file=path,
+                row=row_number,
+                field="prompt_id",
             )
         prompt_id = str(prompt_id)
         if prompt_id in seen:

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from prefkit.chat import encode_pairs
 
 
-def completion_logprobs_from_ids(model, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int = 8) -> list[float]:
+def completion_logprobs_from_ids(
+    model, pairs: Sequence[tuple[list[int], list[int]]], batch_size: int = 8
+) -> list[float]:
     """Summed log-probs of each completion given its prompt, from (prompt ids, completion ids) pairs."""
     import torch
 
@@ -32,7 +34,11 @@ def completion_logprobs_from_ids(model, pairs: Sequence[tuple[list[int], list[in
                 input_ids[row, :length] = torch.tensor(prompt + completion)
                 attention[row, :length] = 1
                 completion_mask[row, len(prompt) : length] = True
-            input_ids, attention, completion_mask = input_ids.to(device), attention.to(device), completion_mask.to(device)
+            input_ids, attention, completion_mask = (
+                input_ids.to(device),
+                attention.to(device),
+                completion_mask.to(device),
+            )
             logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
             targets = input_ids[:, 1:]
             token_logprobs = torch.gather(logits.log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)

@@ -38,5 +38,8 @@ def prompts_file(tmp_path) -> Path:
     path = tmp_path / "prompts.jsonl"
     with open(path, "w") as handle:
         for index, topic in enumerate(topics):
-            handle.write(json.dumps({"prompt_id": f"t{index}", "prompt": f"Write one sentence about a {topic}."}) + "\n")
+            handle.write(
+                json.dumps({"prompt_id": f"t{index}", "prompt": f"Write one sentence about a {topic}."})
+                + "\n"
+            )
     return path

@@ -57,7 +57,12 @@ def test_stage_run_skips_finished_and_refuses_other_config(tmp_path, prompts_fil
 
 
 def test_manifest_never_holds_secrets(tmp_path, prompts_file):
-    run = StageRun(tmp_path / "art", "prompts", {"api_key": "sk-123", "nested": {"token": "t", "ok": 1}}, {"p": prompts_file})
+    run = StageRun(
+        tmp_path / "art",
+        "prompts",
+        {"api_key": "sk-123", "nested": {"token": "t", "ok": 1}},
+        {"p": prompts_file},
+    )
     run.open()
     run.write_data(pl.DataFrame({"prompt_id": ["x"], "prompt": ["y"]}))
     run.finish()
@@ -71,7 +76,9 @@ def test_open_artifact_rejects_wrong_stage(tmp_path, prompts_file):
     run.open()
     run.write_data(pl.DataFrame({"prompt_id": ["x"]}))
     run.finish()
-    with pytest.raises(ArtifactError, match="is a 'candidates' artifact, but a 'preferences' artifact is expected"):
+    with pytest.raises(
+        ArtifactError, match="is a 'candidates' artifact, but a 'preferences' artifact is expected"
+    ):
         open_artifact(tmp_path / "cands", "preferences")
     with pytest.raises(InputError, match="field 'prompt': column is missing"):
         open_artifact(tmp_path / "cands", "candidates")

@@ -21,8 +21,12 @@ def training_sentences() -> list[str]:
     sentences = []
     for i, topic in enumerate(topics):
         for j, word in enumerate(positive + negative):
-            sentences.append(f"The {topic} was {word} and I felt {positive[(i + j) % len(positive)]} about it.")
-            sentences.append(f"Write one sentence about a {topic}. It is {word}, really {negative[(i * j) % len(negative)]}.")
+            sentences.append(
+                f"The {topic} was {word} and I felt {positive[(i + j) % len(positive)]} about it."
+            )
+            sentences.append(
+                f"Write one sentence about a {topic}. It is {word}, really {negative[(i * j) % len(negative)]}."
+            )
     return sentences
 
 

@@ -1,0 +1,53 @@
+"""`prefkit iterate CONFIG` (iterative length-regularised DPO) and `prefkit compare-runs`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+
+from prefkit.errors import ConfigError
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`section.key=value` pairs; values are parsed as YAML scalars (numbers, booleans, lists)."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value", field="--set")
+        key, raw = item.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(raw)
+    return overrides
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("iterate")
+    def iterate_command(
+        config: Path = typer.Argument(..., help="TOML or YAML run config (see examples/*.toml)."),
+        run_dir: Path = typer.Option(None, help="Run folder (default runs/<config name>). Rerun to resume."),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Override a config value, e.g. --set rounds=2 --set label.length_penalty=0.01"
+        ),
+        new_run: bool = typer.Option(
+            False, help="Start a fresh run folder next to RUN_DIR instead of resuming it."
+        ),
+    ) -> None:
+        """Rounds of sample -> label (reward - lambda*length) -> DPO -> eval; resumable, with a per-round report."""
+        from prefkit.iterate import iterate, load_iterate_config
+
+        loaded = load_iterate_config(config, parse_overrides(set_))
+        folder = iterate(loaded, run_dir or Path("runs") / loaded.name, new_run=new_run)
+        typer.echo((folder / "report.md").read_text())
+        typer.echo(f"report: {folder / 'report.md'}  plot: {folder / 'rounds.png'}")
+
+    @app.command("compare-runs")
+    def compare_runs_command(
+        runs: list[Path] = typer.Argument(..., help="Run folders written by `prefkit iterate`."),
+        out: Path = typer.Option(Path("runs/compare.png"), help="PNG to write."),
+    ) -> None:
+        """Plot reward and length per round for several runs (e.g. with vs without a length penalty)."""
+        from prefkit.rounds_report import compare_runs
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        typer.echo(f"wrote {compare_runs(runs, out)}")

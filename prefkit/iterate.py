@@ -1,0 +1,201 @@
+"""`prefkit iterate`: rounds of sample -> label (with a length penalty) -> train -> eval (iLR-DPO).
+
+Round k samples from round k-1's checkpoint (round 1 from the initial policy); the reference is either
+the initial policy (`reference = "initial"`) or the previous round's policy (`"previous"`). Each round
+is a folder of artifacts with a lineage file; a killed run resumes at the first unfinished stage, and
+the run folder records its config so a changed config is refused instead of silently mixing runs.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from prefkit.artifacts import atomic_write_text, content_hash
+from prefkit.datasets import resolve_prompts
+from prefkit.errors import ConfigError
+
+RUN_CONFIG_FILE = "iterate.json"
+EXTENSIBLE_FIELDS = {"rounds"}
+
+
+class IterateConfig(BaseModel):
+    """One iterative DPO run. Stage sections take the fields of SampleConfig, LabelConfig, TrainConfig."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = "iterate"
+    policy: str = "smollm2"
+    prompts: str = "builtin:sentiment_train"
+    heldout_prompts: str | None = "builtin:sentiment_heldout"
+    rounds: int = Field(3, ge=1)
+    reference: Literal["initial", "previous"] = "initial"
+    seed: int = 0
+    sample: dict[str, Any] = Field(default_factory=dict)
+    label: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
+    eval_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = None) -> IterateConfig:
+    """Read a TOML or YAML config (errors name the file and field) and apply `section.key` overrides."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("config file not found", file=path)
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(path.read_text())
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            data = yaml.safe_load(path.read_text()) or {}
+        else:
+            raise ConfigError("config must be .toml, .yaml or .yml", file=path)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot parse ({str(error).splitlines()[0]})", file=path) from None
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    try:
+        return IterateConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(first["msg"], file=path, field=field) from None
+
+
+def stage_configs(config: IterateConfig, policy: str, reference: str, round_index: int):
+    """Build the typed stage configs of one round (typos and wrong types fail here, before any work)."""
+    from prefkit.labeling.stage import LabelConfig
+    from prefkit.sampling.stage import SampleConfig
+    from prefkit.training import TrainConfig
+
+    def build(section: str, model_class, **fixed):
+        values = {**getattr(config, section), **fixed}
+        try:
+            return model_class(**values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(first["msg"], field=f"{section}.{field}") from None
+
+    sample = build("sample", SampleConfig, model=policy, seed=config.seed + round_index)
+    label = build("label", LabelConfig, seed=config.seed + round_index)
+    train = build("train", TrainConfig, policy=policy, reference=reference, seed=config.seed)
+    return sample, label, train
+
+
+def check_run_config(run_dir: Path, config: IterateConfig) -> None:
+    """Refuse a run folder started with another config (only `rounds` may grow)."""
+    stored_path = run_dir / RUN_CONFIG_FILE
+    current = config.model_dump(mode="json")
+    if stored_path.exists():
+        stored = json.loads(stored_path.read_text())
+        changed = sorted(key for key in set(stored) | set(current) if stored.get(key) != current.get(key))
+        blocking = [key for key in changed if key not in EXTENSIBLE_FIELDS]
+        if blocking:
+            raise ConfigError(
+                f"this run was started with a different config (changed: {', '.join(blocking)})",
+                file=stored_path,
+                hint="use another run folder, or pass --new-run to start a fresh one next to it",
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stored_path, json.dumps(current, indent=2))
+
+
+def next_free_run_dir(run_dir: Path) -> Path:
+    """`run`, `run-2`, `run-3`, ...: the first that does not exist yet."""
+    if not run_dir.exists():
+        return run_dir
+    index = 2
+    while (run_dir.parent / f"{run_dir.name}-{index}").exists():
+        index += 1
+    return run_dir.parent / f"{run_dir.name}-{index}"
+
+
+def round_dir(run_dir: Path, round_index: int) -> Path:
+    return run_dir / f"round-{round_index:02d}"
+
+
+def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: str, progress: bool) -> Path:
+    """Sample, label and train one round (each stage skipped when already finished); return the checkpoint."""
+    from prefkit.labeling.stage import label
+    from prefkit.sampling.stage import sample
+    from prefkit.training import train
+
+    folder = round_dir(run_dir, round_index)
+    policy = initial if round_index == 1 else str(round_dir(run_dir, round_index - 1) / "checkpoint")
+    reference_model = policy if config.reference == "previous" else initial
+    train_reference = "policy" if reference_model == policy else reference_model
+    sample_config, label_config, train_config = stage_configs(config, policy, train_reference, round_index)
+    candidates = sample(
+        resolve_prompts(config.prompts), folder / "candidates", sample_config, progress=progress
+    )
+    preferences = label(candidates.path, folder / "preferences", label_config, progress=progress)
+    checkpoint = train(preferences.path, folder / "checkpoint", train_config, progress=progress)
+    lineage = {
+        "round": round_index,
+        "policy": policy,
+        "reference": reference_model,
+        "previous_round": str(round_dir(run_dir, round_index - 1)) if round_index > 1 else None,
+        "artifacts": {
+            name: {"path": str(artifact.path), "content_hash": content_hash(artifact.path)}
+            for name, artifact in (
+                ("candidates", candidates),
+                ("preferences", preferences),
+                ("checkpoint", checkpoint),
+            )
+        },
+        "pair_counts": preferences.manifest.counts,
+    }
+    atomic_write_text(folder / "lineage.json", json.dumps(lineage, indent=2, default=str))
+    return checkpoint.path
+
+
+def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int, progress: bool):
+    """Evaluate the initial policy and every finished round (cached per checkpoint by the evaluator)."""
+    from prefkit.evaluation import EvalConfig, evaluate
+
+    subjects = [f"round-00={initial}"] + [
+        f"round-{k:02d}={round_dir(run_dir, k) / 'checkpoint'}" for k in range(1, finished_rounds + 1)
+    ]
+    options = {name: dict(values) for name, values in config.eval_options.items()}
+    if "reward-kl" in config.evaluators:
+        reward_kl = options.setdefault("reward-kl", {})
+        reward_kl.setdefault("reference", initial)
+        if config.heldout_prompts:
+            reward_kl.setdefault("prompts", str(resolve_prompts(config.heldout_prompts)))
+    return evaluate(
+        subjects,
+        run_dir / "eval",
+        EvalConfig(evaluators=config.evaluators, options=options),
+        progress=progress,
+    )
+
+
+def iterate(
+    config: IterateConfig, run_dir: str | Path, *, progress: bool = True, new_run: bool = False
+) -> Path:
+    """Run (or resume) all rounds; after each, evaluate and refresh the run report. Returns the run folder."""
+    from prefkit.models import resolve_model
+    from prefkit.rounds_report import write_run_report
+
+    run_dir = Path(run_dir)
+    if new_run:
+        run_dir = next_free_run_dir(run_dir)
+    check_run_config(run_dir, config)
+    initial = resolve_model(config.policy)
+    for round_index in range(1, config.rounds + 1):
+        run_round(config, run_dir, round_index, initial, progress)
+        report = (
+            evaluate_rounds(config, run_dir, initial, round_index, progress) if config.evaluators else None
+        )
+        write_run_report(run_dir, config, report, round_index)
+    return run_dir

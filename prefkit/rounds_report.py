@@ -1,0 +1,124 @@
+"""Per-round report of an iterative run (Markdown + Parquet + PNG), and a comparison across runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from prefkit.artifacts import atomic_write_parquet, atomic_write_text
+
+
+def pair_statistics(preferences_dir: Path) -> dict[str, float]:
+    """Pairs kept, mean chosen/rejected lengths and mean score margin of one round's preferences."""
+    frame = pl.read_parquet(preferences_dir / "data.parquet")
+    if frame.height == 0:
+        return {"pairs": 0}
+    return {
+        "pairs": frame.height,
+        "len_chosen": float(frame["len_chosen"].mean()),
+        "len_rejected": float(frame["len_rejected"].mean()),
+        "score_margin": float((frame["score_chosen"] - frame["score_rejected"]).mean()),
+    }
+
+
+def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, Any]]:
+    """One row per round (round 0 = initial policy): eval metrics joined with pair statistics."""
+    eval_rows = {}
+    if report is not None:
+        for row in report.rows("reward-kl") if hasattr(report, "rows") else []:
+            eval_rows[str(row.get("subject"))] = row
+    rows = []
+    for index in range(0, finished_rounds + 1):
+        name = f"round-{index:02d}"
+        row: dict[str, Any] = {"round": index}
+        metrics = eval_rows.get(name, {})
+        for key in ("reward_mean", "reward_se", "kl", "length_chars", "length_tokens"):
+            if key in metrics:
+                row[key] = metrics[key]
+        if index > 0:
+            row.update(pair_statistics(run_dir / name / "preferences"))
+        rows.append(row)
+    return rows
+
+
+def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Path:
+    """Write report.md, report.parquet and rounds.png in the run folder; return the Markdown path."""
+    rows = round_rows(run_dir, report, finished_rounds)
+    frame = pl.DataFrame(rows)
+    atomic_write_parquet(frame, run_dir / "report.parquet")
+    plot_runs({config.name: rows}, run_dir / "rounds.png")
+    lines = [
+        f"# {config.name}: {finished_rounds} of {config.rounds} rounds",
+        "",
+        f"policy `{config.policy}`, reference `{config.reference}`, length penalty "
+        f"{config.label.get('length_penalty', 0.0)} per {config.label.get('length_unit', 'token')}, "
+        f"R-DPO alpha {config.train.get('alpha', 0.0)}",
+        "",
+        markdown_table(rows),
+        "",
+        "![reward and length per round](rounds.png)",
+        "",
+        "Config: " + json.dumps(config.model_dump(mode="json"), sort_keys=True),
+        "",
+    ]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    columns = sorted(
+        {key for row in rows for key in row},
+        key=lambda key: list(rows[-1]).index(key) if key in rows[-1] else 99,
+    )
+    header = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |"
+    body = []
+    for row in rows:
+        cells = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        body.append("| " + " | ".join(cells) + " |")
+    return "\n".join([header, *body])
+
+
+def plot_runs(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Reward (with standard errors) and mean length per round, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (reward_axis, length_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, rows in runs.items():
+        rounds = [row["round"] for row in rows if "reward_mean" in row]
+        if rounds:
+            rewards = [row["reward_mean"] for row in rows if "reward_mean" in row]
+            errors = [row.get("reward_se", 0.0) for row in rows if "reward_mean" in row]
+            lengths = [row.get("length_chars", float("nan")) for row in rows if "reward_mean" in row]
+            reward_axis.errorbar(rounds, rewards, yerr=errors, marker="o", capsize=3, label=name)
+            length_axis.plot(rounds, lengths, marker="o", label=name)
+    reward_axis.set(xlabel="round", ylabel="held-out reward", title="reward per round")
+    length_axis.set(xlabel="round", ylabel="mean length (characters)", title="length per round")
+    for axis in (reward_axis, length_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=110)
+    plt.close(figure)
+    tmp.replace(path)
+
+
+def compare_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Overlay several runs' report.parquet files (e.g. with and without a length penalty) in one plot."""
+    runs = {}
+    for run_dir in run_dirs:
+        report_path = run_dir / "report.parquet"
+        if not report_path.exists():
+            from prefkit.errors import ArtifactError
+
+            raise ArtifactError("has no report.parquet; run `prefkit iterate` on it first", file=run_dir)
+        runs[run_dir.name] = pl.read_parquet(report_path).to_dicts()
+    plot_runs(runs, out)
+    return out
