@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Labeler(Protocol):
@@ -12,4 +12,17 @@ class Labeler(Protocol):
 
     def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
         """Scores aligned with `completions` (one list per prompt)."""
+        ...
+
+
+@runtime_checkable
+class ReportsUsage(Protocol):
+    """Optional: a labeler that counts its work (requests, tokens, samples/s) for the manifest.
+
+    `usage()` returns flat counts for the work done since construction; the labeling stage records
+    the difference across each shard so resumed runs still add up.
+    """
+
+    def usage(self) -> dict[str, Any]:
+        """Flat counters (numbers) describing the work done so far."""
         ...

@@ -1,0 +1,87 @@
+"""`prefkit label`: score a candidates artifact and write preference pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from prefkit.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("label")
+    def label_command(
+        candidates: Path = typer.Argument(
+            ..., help="A candidates artifact folder (written by `prefkit sample`)."
+        ),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for the preferences artifact."),
+        labeler: str = typer.Option(
+            "vader",
+            help="Labeler plugin: vader (offline sentiment), sentiment (HF classifier), "
+            "reward-model (HF sequence classifier), judge (OpenAI-compatible LLM judge); see `prefkit plugins`.",
+        ),
+        labeler_options: str = typer.Option(
+            None,
+            "--labeler-options",
+            help='Labeler options as a JSON object, e.g. \'{"model": "path/to/rm"}\' or '
+            '\'{"base_url": "http://localhost:8000/v1", "model": "judge", "mode": "pairwise"}\'. '
+            "API keys are never given here: the judge reads the environment variable named by api_key_env.",
+        ),
+        pairing: str = typer.Option(
+            "best-vs-worst",
+            help="How pairs are formed per prompt: best-vs-worst (highest vs lowest adjusted score), "
+            "all-pairs (every pair of candidates), random-pair (one seeded random pair).",
+        ),
+        min_margin: float = typer.Option(
+            0.0,
+            help="Keep a pair only if chosen beats rejected by at least this much (adjusted score); ties always dropped.",
+        ),
+        length_penalty: float = typer.Option(
+            0.0,
+            "--length-penalty",
+            "--lambda",
+            help="Rank candidates by score - lambda * length (0 = no length control).",
+        ),
+        length_unit: str = typer.Option(
+            "tokens", help="Unit of length: tokens (from completion_tokens) or chars."
+        ),
+        seed: int = typer.Option(0, help="Seed for random-pair draws (each prompt id gets its own stream)."),
+        shard_size: int = typer.Option(256, help="Rows per shard: the unit of streaming and of resume."),
+        license: str = typer.Option(
+            "unknown", help="Licence written to the data card (inherit it from prompts and model)."
+        ),
+        force: bool = typer.Option(
+            False, "--force", help="Replace an existing artifact at --out instead of refusing."
+        ),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ) -> None:
+        """Score candidates with a labeler and write (prompt, chosen, rejected) pairs, a data card and histograms.
+
+        Rerunning with the same inputs and options skips; an interrupted run resumes from its last shard.
+        """
+        from pydantic import ValidationError
+
+        from prefkit.labeling.stage import LabelConfig, label, parse_labeler_options
+
+        try:
+            config = LabelConfig(
+                labeler=labeler,
+                labeler_options=parse_labeler_options(labeler_options),
+                pairing=pairing,
+                min_margin=min_margin,
+                length_penalty=length_penalty,
+                length_unit=length_unit,
+                seed=seed,
+                shard_size=shard_size,
+                license=license,
+            )
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise ConfigError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+        artifact = label(candidates, out, config, force=force, progress=progress)
+        counts = artifact.manifest.counts
+        dropped = ", ".join(f"{k} {v}" for k, v in counts.get("dropped", {}).items()) or "none"
+        typer.echo(
+            f"{artifact.path}: {counts.get('pairs', 0)} pairs from {counts.get('prompts', 0)} prompts (dropped: {dropped})"
+        )

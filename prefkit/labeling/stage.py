@@ -1,0 +1,312 @@
+"""The labeling stage: a candidates artifact in, a preferences artifact (TRL standard format) out.
+
+Candidates are streamed in shards (bounded memory). Each shard is scored by the labeler, turned into
+pairs by `pairing.make_pairs`, and written as a completed shard with its drop counts, so an interrupted
+run resumes where it stopped. The final data.parquet is written by streaming the shards, then the
+card and histograms are made from the numeric columns only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
+from prefkit.errors import ConfigError, ModelError, PrefkitError
+from prefkit.labeling.base import Labeler, ReportsUsage
+from prefkit.labeling.candidates_reader import CandidateShard, check_candidates, iter_candidate_shards
+from prefkit.labeling.card import HISTOGRAM_FILE, CardInputs, column_statistics, render_card, write_histograms
+from prefkit.labeling.pairing import STRATEGIES, make_pairs, row_rng
+from prefkit.labeling.registry import load_labeler
+from prefkit.records import PREFERENCES_SCHEMA, Artifact, open_artifact
+
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {
+    **PREFERENCES_SCHEMA,
+    "margin": pl.Float64(),
+    "chosen_index": pl.Int64(),
+    "rejected_index": pl.Int64(),
+}
+COUNTS_DIR = "shard-counts"
+
+
+class LabelConfig(BaseModel):
+    """How candidates become preference pairs (every field is recorded in the manifest and card)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labeler: str = Field("vader", description="labeler plugin: vader, sentiment, reward-model, judge, ...")
+    labeler_options: dict[str, Any] = Field(default_factory=dict, description="options passed to the labeler")
+    pairing: str = Field("best-vs-worst", description="best-vs-worst, all-pairs or random-pair")
+    min_margin: float = Field(
+        0.0, ge=0.0, description="keep a pair only if its adjusted scores differ this much"
+    )
+    length_penalty: float = Field(
+        0.0, description="lambda in `score - lambda * length` used to rank candidates"
+    )
+    length_unit: str = Field("tokens", description="tokens (from completion_tokens) or chars")
+    seed: int = Field(0, description="seed of random-pair draws (per prompt id)")
+    shard_size: int = Field(256, gt=0, description="rows scored and written per shard (resume unit)")
+    license: str = Field(
+        "unknown", description="licence stated in the data card (inherits from prompts/model)"
+    )
+
+    @field_validator("pairing")
+    @classmethod
+    def _known_pairing(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"must be one of {', '.join(STRATEGIES)}")
+        return value
+
+    @field_validator("length_unit")
+    @classmethod
+    def _known_unit(cls, value: str) -> str:
+        if value not in ("tokens", "chars"):
+            raise ValueError("must be 'tokens' or 'chars'")
+        return value
+
+
+def label(
+    candidates: str | Path,
+    out: str | Path,
+    config: LabelConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Artifact:
+    """Score a candidates artifact and write a preferences artifact; skipped if done, resumed if interrupted."""
+    source = open_artifact(candidates, "candidates")
+    run = StageRun(out, "preferences", config.model_dump(), {"candidates": source.path}, force=force)
+    if run.already_done:
+        return open_artifact(run.out, "preferences")
+    total_rows = check_candidates(source.data_path, config.length_unit)
+    work_dir = run.open()
+    counts_dir = work_dir / COUNTS_DIR
+    counts_dir.mkdir(exist_ok=True)
+    done = run.completed_shards()
+    shards = iter_candidate_shards(source.data_path, config.shard_size, skip=done)
+    labeler: Labeler | None = None
+    try:
+        with _progress(progress, total_rows, len(done) * config.shard_size) as advance:
+            for shard in shards:
+                labeler = labeler or load_labeler(config.labeler, config.labeler_options)
+                before = _usage(labeler)
+                pairs, counts = label_shard(shard, labeler, config, source.data_path)
+                counts["usage"] = _usage_delta(before, _usage(labeler))
+                # counts first, then the shard file: a shard file on disk means its counts are there too
+                atomic_write_text(counts_dir / f"{shard.index:05d}.json", json.dumps(counts))
+                run.write_shard(shard.index, pairs)
+                advance(shard.frame.height)
+    finally:
+        _close(labeler)
+    counts, usage = _merge_counts(counts_dir, run.completed_shards())
+    _write_data(run, work_dir / DATA_FILE)
+    numbers = pl.read_parquet(work_dir / DATA_FILE, columns=list(PREFERENCES_SCHEMA)[4:])
+    write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
+    card = render_card(_card_inputs(source, config, counts, numbers, work_dir / DATA_FILE))
+    for path in counts_dir.glob("*.json"):
+        path.unlink()
+    counts_dir.rmdir()
+    extra = {
+        "use_chat_template": source.manifest.extra.get("use_chat_template"),
+        "length_unit": config.length_unit,
+        "labeler_usage": usage,
+    }
+    run.finish(counts=counts, card=card, extra=extra)
+    return open_artifact(run.out, "preferences")
+
+
+def label_shard(
+    shard: CandidateShard, labeler: Labeler, config: LabelConfig, source: Path
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Score one shard and pair its candidates; returns the pairs and counts (prompts, pairs, dropped)."""
+    frame = shard.frame
+    prompts = frame["prompt"].to_list()
+    completions = [list(items or []) for items in frame["completions"].to_list()]
+    scores = labeler.score(prompts, completions)
+    _check_scores(scores, completions, shard.first_row, source, config.labeler)
+    tokens = (
+        frame["completion_tokens"].to_list()
+        if "completion_tokens" in frame.columns
+        else [None] * frame.height
+    )
+    rows: list[dict[str, Any]] = []
+    dropped: Counter = Counter()
+    with_pairs = 0
+    for offset, prompt_id in enumerate(frame["prompt_id"].to_list()):
+        texts = completions[offset]
+        lengths = (
+            list(tokens[offset] or []) if config.length_unit == "tokens" else [len(text) for text in texts]
+        )
+        result = make_pairs(
+            config.pairing,
+            texts,
+            [float(value) for value in scores[offset]],
+            lengths,
+            length_penalty=config.length_penalty,
+            min_margin=config.min_margin,
+            rng=row_rng(config.seed, str(prompt_id)),
+        )
+        dropped.update(result.dropped)
+        with_pairs += bool(result.pairs)
+        for pair in result.pairs:
+            rows.append(
+                {
+                    "prompt_id": str(prompt_id),
+                    "prompt": prompts[offset],
+                    "chosen": texts[pair.chosen],
+                    "rejected": texts[pair.rejected],
+                    "score_chosen": float(scores[offset][pair.chosen]),
+                    "score_rejected": float(scores[offset][pair.rejected]),
+                    "len_chosen": int(lengths[pair.chosen]),
+                    "len_rejected": int(lengths[pair.rejected]),
+                    "margin": pair.margin,
+                    "chosen_index": pair.chosen,
+                    "rejected_index": pair.rejected,
+                }
+            )
+    counts = {
+        "prompts": frame.height,
+        "prompts_with_pairs": with_pairs,
+        "pairs": len(rows),
+        "dropped": dict(dropped),
+    }
+    return pl.DataFrame(rows, schema=OUTPUT_SCHEMA), counts
+
+
+def _check_scores(scores: Any, completions: list[list[str]], first_row: int, source: Path, name: str) -> None:
+    if not isinstance(scores, list) or len(scores) != len(completions):
+        got = len(scores) if isinstance(scores, list) else type(scores).__name__
+        raise PrefkitError(
+            f"labeler '{name}' returned {got} score lists for {len(completions)} prompts", file=source
+        )
+    for offset, (row_scores, texts) in enumerate(zip(scores, completions, strict=True)):
+        if len(row_scores) != len(texts):
+            raise PrefkitError(
+                f"labeler '{name}' returned {len(row_scores)} scores for {len(texts)} completions",
+                file=source,
+                row=first_row + offset,
+                field="completions",
+            )
+
+
+def _usage(labeler: Labeler) -> dict[str, Any]:
+    return dict(labeler.usage()) if isinstance(labeler, ReportsUsage) else {}
+
+
+def _usage_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    return {
+        key: value - before.get(key, 0)
+        for key, value in after.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and not key.endswith("_per_s")
+    }
+
+
+def _merge_counts(counts_dir: Path, shards: set[int]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Sum the per-shard counts and labeler usage (so resumed runs still add up)."""
+    total: Counter = Counter()
+    dropped: Counter = Counter()
+    usage: Counter = Counter()
+    for index in sorted(shards):
+        shard = json.loads((counts_dir / f"{index:05d}.json").read_text())
+        total.update({key: shard[key] for key in ("prompts", "prompts_with_pairs", "pairs")})
+        dropped.update(shard["dropped"])
+        usage.update(shard["usage"])
+    usage_summary: dict[str, float] = dict(usage)
+    if usage.get("seconds") and "samples" in usage:
+        usage_summary["samples_per_s"] = round(usage["samples"] / usage["seconds"], 2)
+    return {**dict(total), "dropped": dict(sorted(dropped.items()))}, usage_summary
+
+
+def _write_data(run: StageRun, path: Path) -> None:
+    """Stream the shards into one Parquet file (never all pairs in memory at once)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    schema = pl.DataFrame(schema=OUTPUT_SCHEMA).to_arrow().schema
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for index in sorted(run.completed_shards()):
+            writer.write_table(pq.read_table(run.shard_path(index)).cast(schema))
+    os.replace(tmp, path)
+
+
+def _card_inputs(
+    source: Artifact, config: LabelConfig, counts: dict[str, Any], numbers: pl.DataFrame, data: Path
+) -> CardInputs:
+    example = pl.read_parquet(data, n_rows=1).row(0, named=True) if numbers.height else None
+    sampler = source.manifest.config
+    return CardInputs(
+        source=str(source.path),
+        source_hash=source.manifest.content_hash,
+        sampler={
+            key: sampler[key]
+            for key in ("model", "n", "temperature", "top_p", "max_new_tokens", "seed")
+            if key in sampler
+        },
+        config=config.model_dump(),
+        license=config.license,
+        counts=counts,
+        statistics=column_statistics(numbers),
+        example=example,
+        rendered_prompt=_rendered_prompt(source, example),
+    )
+
+
+def _rendered_prompt(source: Artifact, example: dict[str, Any] | None) -> str | None:
+    """The example prompt through the sampling model's chat template, when that model is a local folder."""
+    model = source.manifest.config.get("model")
+    if example is None or not isinstance(model, str) or not (Path(model) / "config.json").exists():
+        return None
+    from prefkit.chat import render_prompt
+    from prefkit.models import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(model)
+    except ModelError:
+        return None  # the card still shows the raw example; rendering is a courtesy, not a requirement
+    return render_prompt(tokenizer, example["prompt"], source.manifest.extra.get("use_chat_template"))
+
+
+def _close(labeler: Labeler | None) -> None:
+    close = getattr(labeler, "close", None)
+    if callable(close):
+        close()
+
+
+class _progress:
+    """A rich progress bar over rows, or nothing when `enabled` is false (tests, logs)."""
+
+    def __init__(self, enabled: bool, total: int, completed: int) -> None:
+        self.enabled, self.total, self.completed = enabled, total, min(completed, total)
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda rows: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.start()
+        task = self._bar.add_task("labeling", total=self.total, completed=self.completed)
+        return lambda rows: self._bar.advance(task, rows)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def parse_labeler_options(text: str | None) -> dict[str, Any]:
+    """Options from a JSON object string (the CLI's `--labeler-options`)."""
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"is not valid JSON ({error.msg})", field="labeler_options") from None
+    if not isinstance(options, dict):
+        raise ConfigError("must be a JSON object", field="labeler_options")
+    return options

@@ -1,0 +1,51 @@
+"""Fixtures for labeling tests: candidates artifacts written the way the sampling stage writes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from prefkit.artifacts import StageRun
+from prefkit.records import CANDIDATES_SCHEMA
+
+
+def write_candidates(
+    out: Path, rows: list[dict], *, extra: dict | None = None, config: dict | None = None
+) -> Path:
+    """A finished 'candidates' artifact holding `rows` (missing token counts filled by word count)."""
+    filled = []
+    for row in rows:
+        row = dict(row)
+        if "completion_tokens" not in row:
+            row["completion_tokens"] = [len(text.split()) for text in row["completions"] or []]
+        row.setdefault("completion_logprobs", None)
+        filled.append(row)
+    run = StageRun(out, "candidates", config or {"model": "test"}, {})
+    run.open()
+    run.write_data(pl.DataFrame(filled, schema=CANDIDATES_SCHEMA))
+    run.finish(
+        counts={"prompts": len(rows)}, extra=extra if extra is not None else {"use_chat_template": True}
+    )
+    return out
+
+
+SENTIMENT_ROWS = [
+    {
+        "prompt_id": f"p{index}",
+        "prompt": f"Write one sentence about a {topic}.",
+        "completions": [
+            f"The {topic} was wonderful and I love it.",
+            f"The {topic} was terrible and awful.",
+            f"The {topic} was there.",
+        ],
+    }
+    for index, topic in enumerate(["movie", "book", "city", "song", "meal", "garden", "friend", "trip"])
+]
+
+
+@pytest.fixture()
+def sentiment_candidates(tmp_path) -> Path:
+    """Eight prompts, three candidates each: one clearly positive, one negative, one neutral."""
+    return write_candidates(tmp_path / "candidates", SENTIMENT_ROWS)
