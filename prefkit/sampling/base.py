@@ -21,18 +21,30 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled completion; `logprob` is the summed token log-prob under the sampling policy."""
+    """One sampled completion; `logprob` is the summed token log-prob under the sampling policy.
+
+    `token_ids` are the generated tokens exactly as sampled (the closing EOS included when the model
+    emitted it; a stop string's tokens included); `num_tokens == len(token_ids)` and `logprob` is the
+    sum over these tokens of the model's raw log-probs (before temperature and top-p), the quantity
+    `prefkit.scoring.completion_logprobs_from_ids` computes for (prompt ids, token_ids).
+    """
 
     text: str
     num_tokens: int
     logprob: float | None = None
     finish_reason: str | None = None
+    token_ids: tuple[int, ...] = ()
 
 
 class Sampler(Protocol):
-    """A sampling backend, constructed by its plugin class as `Cls(model, options)`."""
+    """A sampling backend, constructed by its plugin class as `Cls(model, options)`.
+
+    `options` is a `prefkit.sampling.options.SamplerOptions`. `max_model_len` is the longest
+    prompt + completion (in tokens) the backend accepts; a prompt must leave room for one new token.
+    """
 
     name: str
+    max_model_len: int
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """Return `params.n` completions for each prompt (prompts are raw user text)."""

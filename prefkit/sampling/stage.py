@@ -1,0 +1,269 @@
+"""The sampling stage: a prompts file in, a 'candidates' artifact (k completions per prompt) out.
+
+Prompts are processed in shards of `shard_size`; each finished shard is written at once, so a killed
+run resumes from the missing shards only. Each shard is seeded from (seed, shard index), so a resumed
+run writes exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from prefkit.artifacts import StageRun
+from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
+from prefkit.errors import InputError
+from prefkit.models import load_tokenizer, resolve_model
+from prefkit.plugins import load_plugin
+from prefkit.records import CANDIDATES_SCHEMA, Artifact, PromptRecord, open_artifact, read_prompts
+from prefkit.sampling.base import Completion, Sampler, SamplingParams
+from prefkit.sampling.card import candidates_card
+from prefkit.sampling.options import SamplerOptions
+from prefkit.sampling.progress import SamplingProgress
+from prefkit.sampling.prompt_tokens import derive_seed
+
+STAGE = "candidates"
+# engine settings that change memory use, not the samples: a resume may change them
+NOT_FINGERPRINTED = ("gpu_memory_utilization",)
+# the candidates contract plus why each completion ended ("stop": EOS or a stop string; "length": cut)
+OUTPUT_SCHEMA = CANDIDATES_SCHEMA | {"finish_reasons": pl.List(pl.String())}
+
+
+class SampleConfig(BaseModel):
+    """Everything that decides what `sample` writes (plus engine settings for vLLM)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    backend: str = "auto"
+    n: int = Field(4, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(128, ge=1)
+    seed: int = 0
+    stop: list[str] = Field(default_factory=list)
+    logprobs: bool = False
+    shard_size: int = Field(64, ge=1)
+    batch_size: int = Field(16, ge=1)
+    use_chat_template: bool | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    trust_remote_code: bool = False
+    tensor_parallel_size: int = Field(1, ge=1)
+    pipeline_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=2)
+    enforce_eager: bool = False
+    distributed_executor_backend: str | None = None
+
+    def sampling_params(self, shard_index: int) -> SamplingParams:
+        """What to sample for one shard (its seed derived from the run's seed and the shard index)."""
+        return SamplingParams(
+            n=self.n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            seed=derive_seed(self.seed, "shard", shard_index),
+            stop=tuple(self.stop),
+            logprobs=self.logprobs,
+        )
+
+    def sampler_options(self, use_chat_template: bool) -> SamplerOptions:
+        """How the backend engine runs."""
+        return SamplerOptions(
+            dtype=self.dtype,
+            device=self.device,
+            batch_size=self.batch_size,
+            trust_remote_code=self.trust_remote_code,
+            use_chat_template=use_chat_template,
+            tensor_parallel_size=self.tensor_parallel_size,
+            pipeline_parallel_size=self.pipeline_parallel_size,
+            data_parallel_size=self.data_parallel_size,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            max_model_len=self.max_model_len,
+            enforce_eager=self.enforce_eager,
+            distributed_executor_backend=self.distributed_executor_backend,
+            seed=self.seed,
+        )
+
+
+def resolve_backend(name: str) -> str:
+    """'auto' -> 'vllm' when vLLM can be imported, else 'transformers'; other names unchanged."""
+    if name != "auto":
+        return name
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
+def sample(
+    prompts: str | Path,
+    out: str | Path,
+    config: SampleConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Artifact:
+    """Sample `config.n` completions for every prompt and write a 'candidates' artifact to `out`."""
+    prompts_path, out = Path(prompts), Path(out)
+    records = read_prompts(prompts_path)
+    backend = resolve_backend(config.backend)
+    fingerprinted = config.model_dump(exclude=set(NOT_FINGERPRINTED)) | {"backend": backend}
+    # StageRun drops keys that look like credentials ("token" matches max_new_tokens); keep the limit
+    fingerprinted["max_new_length"] = config.max_new_tokens
+    inputs: dict[str, Path] = {"prompts": prompts_path}
+    model_location = resolve_model(config.model)
+    if (Path(model_location) / "manifest.json").exists():
+        inputs["model"] = Path(model_location)  # a prefkit checkpoint: its recorded hash is cheap
+    run = StageRun(out, STAGE, fingerprinted, inputs, force=force)
+    if run.already_done:
+        return open_artifact(out, STAGE)
+
+    tokenizer = load_tokenizer(model_location, trust_remote_code=config.trust_remote_code)
+    use_chat_template = wants_chat_template(tokenizer, config.use_chat_template)
+    sampler_class = load_plugin("samplers", backend)
+    sampler: Sampler = sampler_class(model_location, config.sampler_options(use_chat_template))
+    try:
+        check_prompt_lengths(tokenizer, records, use_chat_template, sampler.max_model_len, prompts_path)
+        run.open()
+        started = time.perf_counter()
+        generate_missing_shards(run, sampler, records, config, progress)
+        elapsed = time.perf_counter() - started
+    finally:
+        sampler.close()
+
+    table = run.read_shards().select(list(OUTPUT_SCHEMA))
+    run.write_data(table)
+    example = render_prompt(tokenizer, records[0].prompt, use_chat_template)
+    sampler_info = sampler_metadata(config, backend, model_location, sampler.max_model_len)
+    card = candidates_card(
+        table, prompts_path, run.inputs["prompts"], sampler_info, use_chat_template, example
+    )
+    run.finish(
+        counts=candidate_counts(table, run, elapsed),
+        card=card,
+        extra={
+            "use_chat_template": use_chat_template,
+            "sampler": sampler_info,
+            "engine": engine_settings(config),
+        },
+    )
+    return open_artifact(out, STAGE)
+
+
+def generate_missing_shards(
+    run: StageRun, sampler: Sampler, records: list[PromptRecord], config: SampleConfig, show_progress: bool
+) -> None:
+    """Sample every shard not yet on disk and write it as soon as it is done."""
+    shards = [
+        records[start : start + config.shard_size] for start in range(0, len(records), config.shard_size)
+    ]
+    done = run.completed_shards()
+    with SamplingProgress(total_prompts=len(records), enabled=show_progress) as bar:
+        bar.skip(sum(len(shards[index]) for index in done if index < len(shards)))
+        for index, shard in enumerate(shards):
+            if index in done:
+                continue
+            completions = sampler.generate([record.prompt for record in shard], config.sampling_params(index))
+            run.write_shard(index, shard_frame(shard, completions))
+            bar.advance(len(shard), sum(c.num_tokens for row in completions for c in row))
+
+
+def shard_frame(records: list[PromptRecord], completions: list[list[Completion]]) -> pl.DataFrame:
+    """One candidates row per prompt (log-probs are nulls when they were not asked for)."""
+    if len(completions) != len(records):
+        raise InputError(f"the sampler returned {len(completions)} results for {len(records)} prompts")
+    return pl.DataFrame(
+        {
+            "prompt_id": [record.prompt_id for record in records],
+            "prompt": [record.prompt for record in records],
+            "completions": [[c.text for c in row] for row in completions],
+            "completion_tokens": [[c.num_tokens for c in row] for row in completions],
+            "completion_logprobs": [[c.logprob for c in row] for row in completions],
+            "finish_reasons": [[c.finish_reason or "" for c in row] for row in completions],
+        },
+        schema=OUTPUT_SCHEMA,
+    )
+
+
+def check_prompt_lengths(
+    tokenizer, records: list[PromptRecord], use_chat_template: bool, max_model_len: int, path: Path
+) -> None:
+    """Raise InputError naming the first prompt that leaves no room for a completion."""
+    for number, record in enumerate(records, start=1):
+        length = len(encode_prompt(tokenizer, record.prompt, use_chat_template))
+        if length >= max_model_len:
+            raise InputError(
+                f"prompt '{record.prompt_id}' (prompt number {number}) is {length} tokens, but the model "
+                f"takes at most {max_model_len} tokens of prompt + completion",
+                file=path,
+                field="prompt",
+                hint="shorten or drop it, or raise --max-model-len if the model supports a longer context",
+            )
+
+
+def sampler_metadata(config: SampleConfig, backend: str, location: str, max_model_len: int) -> dict[str, Any]:
+    """Who sampled and how: recorded in the manifest and the card."""
+    return {
+        "backend": backend,
+        "model": config.model,
+        "model_location": location,
+        "n": config.n,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_new_length": config.max_new_tokens,  # in tokens; named so manifests keep it (see sample)
+        "seed": config.seed,
+        "stop": list(config.stop),
+        "logprobs": config.logprobs,
+        "dtype": config.dtype,
+        "max_model_len": max_model_len,
+    }
+
+
+def engine_settings(config: SampleConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in NOT_FINGERPRINTED}
+
+
+def candidate_counts(table: pl.DataFrame, run: StageRun, elapsed: float) -> dict[str, Any]:
+    """Sizes, finish reasons and throughput of this run (throughput covers shards sampled now)."""
+    tokens = table["completion_tokens"].explode()
+    reasons = Counter(reason for row in table["finish_reasons"].to_list() for reason in row)
+    return {
+        "prompts": table.height,
+        "completions": int(tokens.len()),
+        "completion_tokens": int(tokens.sum()),
+        "finish_reasons": dict(sorted(reasons.items())),
+        "seconds": round(elapsed, 3),
+        "shards": len(run.completed_shards()),
+    }
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a SampleConfig mapping from a TOML, YAML or JSON file (CLI flags override it)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("config file not found", file=path)
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InputError(f"not valid YAML ({error.__class__.__name__})", file=path) from None
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except ValueError as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+            raise InputError(f"could not parse config ({error})", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError("a config file must hold a mapping of option names to values", file=path)
+    return data.get("sample", data)

