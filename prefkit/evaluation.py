@@ -1,10 +1,35 @@
-"""The evaluator contract. (The orchestrator `evaluate(...)`, caching and leaderboard extend this module.)"""
+"""Benchmark checkpoints: run evaluator plugins over several subjects, cache per subject, write a leaderboard.
+
+`evaluate(subjects, out, EvalConfig(...))` evaluates each subject (a checkpoint folder, an alias or a hub
+id, named by its folder or by `name=path`) with each evaluator, and writes an `eval` artifact to `out`:
+`leaderboard.parquet`, `leaderboard.md`, PNG plots, `report.md` and each evaluator's files under
+`results/<subject>/<evaluator>/`.
+
+Results are cached per (subject content hash, evaluator, evaluator options) under
+`cache_home()/eval-cache`, outside the artifact, so adding a checkpoint to a sweep evaluates only the
+new one. An existing `eval` artifact in `out` from other subjects or options is replaced (it is a view
+over the cache); `force=True` re-evaluates everything, ignoring the cache.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from prefkit.artifacts import MANIFEST_FILE, StageRun, content_hash, read_manifest, redact_secrets
+from prefkit.errors import ArtifactError, ConfigError
+
+METRICS_FILE = "metrics.json"
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -23,3 +48,253 @@ class Evaluator(Protocol):
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Evaluate one subject; return flat metrics (numbers or short strings). `work_dir` is for outputs."""
         ...
+
+
+class EvalConfig(BaseModel):
+    """Which evaluators to run and their options (`options[evaluator] = {option: value}`)."""
+
+    evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    plots: bool = True
+
+    @field_validator("evaluators")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one evaluator is needed")
+        if len(set(value)) != len(value):
+            raise ValueError(f"evaluators are repeated: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _options_name_evaluators(self) -> EvalConfig:
+        unknown = sorted(set(self.options) - set(self.evaluators))
+        if unknown:
+            raise ValueError(
+                f"options given for evaluators that are not run: {unknown} (running {self.evaluators})"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """A finished eval artifact: its folder, leaderboard, report and plots, and what was (re)computed."""
+
+    path: Path
+    leaderboard: Any  # polars.DataFrame
+    report: Path
+    plots: tuple[Path, ...]
+    evaluated: int
+    reused: int
+
+
+@dataclass(frozen=True)
+class SubjectResult:
+    """One subject's metrics from one evaluator, and where its files are."""
+
+    subject: EvalSubject
+    subject_hash: str
+    evaluator: str
+    metrics: dict[str, Any]
+    files: Path
+    cached: bool
+
+
+def parse_subject(text: str | EvalSubject) -> EvalSubject:
+    """`name=path` or a path/alias (named after its folder)."""
+    if isinstance(text, EvalSubject):
+        return text
+    name, separator, model = text.partition("=")
+    if separator and name and "/" not in name and model:
+        return EvalSubject(name=name.strip(), model=model.strip())
+    model = text.strip()
+    return EvalSubject(name=Path(model.rstrip("/")).name or model, model=model)
+
+
+def subject_hash(subject: EvalSubject) -> str:
+    """Content hash of the subject's model: its folder (or artifact hash), else the resolved name."""
+    from prefkit.models import EMBEDDED_ALIASES, resolve_model
+
+    path = Path(subject.model).expanduser()
+    if subject.model.lower() in EMBEDDED_ALIASES:
+        path = Path(resolve_model(subject.model))
+    if path.exists():
+        resolve_model(str(path))  # a clear error when the folder is not a model
+        return content_hash(path)
+    return hashlib.sha256(f"hub:{subject.model}".encode()).hexdigest()
+
+
+def options_fingerprint(options: dict[str, Any]) -> dict[str, Any]:
+    """Options with secrets dropped and each existing file or folder replaced by its content hash."""
+    fingerprinted: dict[str, Any] = {}
+    for key, value in redact_secrets(options).items():
+        if isinstance(value, str) and value and Path(value).expanduser().exists():
+            fingerprinted[key] = {"path": value, "sha256": content_hash(Path(value).expanduser())}
+        else:
+            fingerprinted[key] = value
+    return fingerprinted
+
+
+def cache_key(subject_digest: str, evaluator: str, options: dict[str, Any]) -> str:
+    payload = {
+        "version": CACHE_VERSION,
+        "subject": subject_digest,
+        "evaluator": evaluator,
+        "options": options,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    from prefkit.models import cache_home
+
+    return cache_home() / "eval-cache"
+
+
+def build_evaluator(name: str, options: dict[str, Any]) -> Evaluator:
+    """Load the plugin and construct it; an unknown option names the ones the evaluator accepts."""
+    from prefkit.plugins import load_plugin
+
+    cls = load_plugin("evals", name)
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {unknown} for evaluator '{name}'",
+            field="options",
+            hint=f"accepted: {', '.join(accepted)}",
+        )
+    return cls(**options)
+
+
+def evaluate(
+    subjects: list[str | EvalSubject],
+    out: str | Path,
+    config: EvalConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> EvalReport:
+    """Evaluate every subject with every evaluator (cached per subject) and write the eval artifact to `out`."""
+    parsed = [parse_subject(item) for item in subjects]
+    if not parsed:
+        raise ConfigError("give at least one checkpoint to evaluate", field="subjects")
+    names = [subject.name for subject in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"subject names must be distinct, got {names}", hint="name them with name=path")
+    digests = {subject.name: subject_hash(subject) for subject in parsed}
+    fingerprints = {name: options_fingerprint(config.options.get(name, {})) for name in config.evaluators}
+    stage_config = {
+        "evaluators": config.evaluators,
+        "options": fingerprints,
+        "plots": config.plots,
+        "subjects": [{"name": s.name, "model": s.model, "content_hash": digests[s.name]} for s in parsed],
+    }
+    run = _open_stage(Path(out), stage_config, force)
+    if run.already_done:
+        return load_report(Path(out))
+    work = run.open()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    results: list[SubjectResult] = []
+    for evaluator_name in config.evaluators:
+        options = config.options.get(evaluator_name, {})
+        evaluator: Evaluator | None = None
+        for subject in parsed:
+            key = cache_key(digests[subject.name], evaluator_name, fingerprints[evaluator_name])
+            entry = cache / key
+            cached = (entry / METRICS_FILE).exists() and not force
+            if not cached:
+                evaluator = evaluator or build_evaluator(evaluator_name, options)
+                _say(progress, f"[eval] {evaluator_name} on {subject.name} ...")
+                _evaluate_into(evaluator, subject, entry)
+            else:
+                _say(progress, f"[eval] {evaluator_name} on {subject.name}: cached")
+            metrics = json.loads((entry / METRICS_FILE).read_text())
+            files = work / "results" / subject.name / evaluator_name
+            shutil.copytree(entry, files, dirs_exist_ok=True)
+            results.append(
+                SubjectResult(subject, digests[subject.name], evaluator_name, metrics, files, cached)
+            )
+    return _finish(run, work, parsed, results, config)
+
+
+def _open_stage(out: Path, stage_config: dict[str, Any], force: bool) -> StageRun:
+    try:
+        return StageRun(out, "eval", stage_config, {}, force=force)
+    except ArtifactError:
+        # an eval artifact over other subjects/options is a view over the cache: replace it
+        if (out / MANIFEST_FILE).exists() and read_manifest(out).stage == "eval":
+            return StageRun(out, "eval", stage_config, {}, force=True)
+        raise
+
+
+def _evaluate_into(evaluator: Evaluator, subject: EvalSubject, entry: Path) -> None:
+    """Run one evaluation in a temporary folder and rename it into the cache when it succeeded."""
+    partial = entry.parent / f".{entry.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    metrics = evaluator.evaluate(subject, partial)
+    bad = [
+        key for key, value in metrics.items() if not isinstance(value, int | float | str | bool | type(None))
+    ]
+    if bad:
+        raise ConfigError(f"evaluator '{evaluator.name}' returned non-flat metrics: {bad}")
+    (partial / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
+    shutil.rmtree(entry, ignore_errors=True)
+    os.replace(partial, entry)
+
+
+def _finish(
+    run: StageRun, work: Path, subjects, results: list[SubjectResult], config: EvalConfig
+) -> EvalReport:
+    from prefkit_evals.leaderboard import build_leaderboard, write_leaderboard
+    from prefkit_evals.plots import write_plots
+    from prefkit_evals.report import render_report
+
+    frame = build_leaderboard(subjects, results)
+    write_leaderboard(frame, work)
+    plots = write_plots(frame, work) if config.plots else []
+    (work / "report.md").write_text(render_report(frame, [p.name for p in plots], config))
+    reused = sum(result.cached for result in results)
+    run.finish(
+        counts={
+            "subjects": len(subjects),
+            "evaluations": len(results),
+            "evaluated": len(results) - reused,
+            "reused": reused,
+        },
+        extra={"plots": [p.name for p in plots]},
+    )
+    out = run.out
+    return EvalReport(
+        path=out,
+        leaderboard=frame,
+        report=out / "report.md",
+        plots=tuple(out / p.name for p in plots),
+        evaluated=len(results) - reused,
+        reused=reused,
+    )
+
+
+def load_report(out: str | Path) -> EvalReport:
+    """Open a finished eval artifact."""
+    import polars as pl
+
+    out = Path(out)
+    manifest = read_manifest(out)
+    if manifest.stage != "eval":
+        raise ArtifactError(f"is a '{manifest.stage}' artifact, not an 'eval' artifact", file=out)
+    return EvalReport(
+        path=out,
+        leaderboard=pl.read_parquet(out / "leaderboard.parquet"),
+        report=out / "report.md",
+        plots=tuple(out / name for name in manifest.extra.get("plots", [])),
+        evaluated=0,
+        reused=int(manifest.counts.get("evaluations", 0)),
+    )
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)

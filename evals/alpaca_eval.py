@@ -1,0 +1,139 @@
+"""alpaca-eval: AlpacaEval 2 win rate (and length-controlled win rate) against GPT-4 Preview, judged offline.
+
+prefkit generates the subject's outputs on the AlpacaEval instructions (greedy by default), reads the
+instructions and the baseline's outputs from a local folder, and runs alpaca-eval's weighted judge through
+any OpenAI-compatible endpoint (see `prefkit_evals.alpaca_judge`). The LC win rate is reported only on
+the full 805-instruction set with `df_gamed.csv` present; otherwise `lc_missing_reason` says why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefkit_evals.alpaca_data import AlpacaEvalSet, length_control_unavailable_reason, load_alpaca_eval_set
+from prefkit_evals.alpaca_judge import JudgeConfig, JudgeResult, run_judge
+from prefkit_evals.generation import GenerationConfig, generate_samples, load_model_and_tokenizer
+
+from prefkit.errors import ConfigError
+from prefkit.evaluation import EvalSubject
+
+MODEL_OUTPUTS_FILE = "model_outputs.json"
+ANNOTATIONS_FILE = "annotations.json"
+
+
+class AlpacaEvalEvaluator:
+    """AlpacaEval 2 with a local judge: win rate, standard error, LC win rate, average length, judge cost."""
+
+    name = "alpaca-eval"
+
+    def __init__(
+        self,
+        judge_base_url: str | None = None,
+        judge_model: str = "gpt-4-1106-preview",
+        judge_api_key_env: str = "OPENAI_API_KEY",
+        judge_max_retries: int = 2,
+        judge_timeout_s: float = 120.0,
+        judge_concurrency: int = 4,
+        judge_price_per_token: float | None = None,
+        data_dir: str | None = None,
+        max_instances: int | None = None,
+        subset_seed: int = 0,
+        max_missing: int = 0,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        batch_size: int = 8,
+        dtype: str = "float32",
+        use_chat_template: bool | None = None,
+    ) -> None:
+        if not judge_base_url:
+            raise ConfigError(
+                "alpaca-eval needs an OpenAI-compatible judge endpoint",
+                field="judge_base_url",
+                hint="--option alpaca-eval.judge_base_url=http://HOST:PORT/v1",
+            )
+        if int(max_missing) < 0:
+            raise ConfigError(f"must be >= 0, got {max_missing}", field="max_missing")
+        self.judge = JudgeConfig(
+            base_url=str(judge_base_url),
+            model=str(judge_model),
+            api_key_env=str(judge_api_key_env),
+            max_retries=int(judge_max_retries),
+            timeout_s=float(judge_timeout_s),
+            concurrency=int(judge_concurrency),
+            price_per_token=float(judge_price_per_token) if judge_price_per_token is not None else None,
+        )
+        self.data_dir = data_dir
+        self.max_instances = int(max_instances) if max_instances is not None else None
+        self.subset_seed = int(subset_seed)
+        self.max_missing = int(max_missing)
+        self.dtype = dtype
+        self.generation = GenerationConfig(
+            n=1,
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            seed=int(seed),
+            batch_size=int(batch_size),
+            use_chat_template=use_chat_template,
+        )
+
+    def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
+        """Generate, judge against the baseline, save outputs and annotations to `work_dir`; return metrics."""
+        data = load_alpaca_eval_set(self.data_dir, self.max_instances, self.subset_seed)
+        outputs = self.generate_outputs(subject, data)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / MODEL_OUTPUTS_FILE).write_text(json.dumps(outputs, indent=1, ensure_ascii=False))
+        lc_reason = length_control_unavailable_reason(data)
+        result = run_judge(
+            outputs,
+            [dict(row) for row in data.rows],
+            self.judge,
+            name=subject.name,
+            gamed_csv=data.gamed_csv,
+            length_controlled=not lc_reason,
+            max_missing=self.max_missing,
+        )
+        (work_dir / ANNOTATIONS_FILE).write_text(json.dumps(result.annotations, indent=1, ensure_ascii=False))
+        return self.metrics(result, lc_reason, len(data.rows))
+
+    def generate_outputs(self, subject: EvalSubject, data: AlpacaEvalSet) -> list[dict]:
+        """The subject's outputs in alpaca_eval's format (instruction, output, generator, dataset)."""
+        model, tokenizer = load_model_and_tokenizer(subject.model, self.dtype)
+        samples = generate_samples(model, tokenizer, data.instructions, self.generation)
+        return [
+            {
+                "instruction": row["instruction"],
+                "output": group[0].text,
+                "generator": subject.name,
+                "dataset": row.get("dataset", ""),
+            }
+            for row, group in zip(data.rows, samples, strict=True)
+        ]
+
+    def metrics(self, result: JudgeResult, lc_reason: str, n_instructions: int) -> dict[str, Any]:
+        """Flat metrics: win rate and SE, LC (or why not), length, counts, judge usage."""
+        summary = result.summary
+        return {
+            "win_rate": summary.win_rate,
+            "standard_error": summary.standard_error,
+            "lc_win_rate": result.lc_win_rate,
+            "lc_standard_error": result.lc_standard_error,
+            "lc_missing_reason": ""
+            if result.lc_win_rate is not None
+            else (lc_reason or "the LC fit gave no value"),
+            "discrete_win_rate": summary.discrete_win_rate,
+            "avg_length": summary.avg_length,
+            "n_instructions": n_instructions,
+            "n_total": summary.n_total,
+            "n_wins": summary.n_wins,
+            "n_wins_base": summary.n_wins_base,
+            "n_draws": summary.n_draws,
+            "n_missing_annotations": summary.n_missing + summary.n_invalid,
+            "judge_model": self.judge.model,
+            "judge_cost_usd": result.cost_usd,
+            "judge_tokens": result.judge_tokens,
+        }

@@ -1,0 +1,266 @@
+"""Run alpaca-eval 0.6.6's weighted GPT-4-turbo judge as a library, offline, against any OpenAI-compatible server.
+
+What makes it work offline (see docs/evaluation.md): HF_HUB_OFFLINE=1; data passed as lists of dicts
+(never the hub loader); caching_path=None; metric_kwargs save_weights_dir=None; an annotator config
+written here whose client config points at `base_url`; and `glm_winrate.hf_hub_download` replaced, for
+the duration of the call, by a function returning a local `df_gamed.csv`. The judge prompt is the one in
+the installed package (`alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt`); it asks for one token and
+reads P('m') vs P('M') from its top log-probs, so the server must support `logprobs`/`top_logprobs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefkit_evals.annotations import WinRateSummary, parse_preference, summarize_preferences
+
+from prefkit.errors import ConfigError, DependencyError, PrefkitError, require_module
+
+ANNOTATOR_NAME = "weighted_alpaca_eval_gpt4_turbo"
+PROMPT_TEMPLATE = "evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
+
+
+class JudgeError(PrefkitError):
+    """The judge could not be reached, refused the request, or returned unusable annotations."""
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Where the judge is and how to call it; the API key is read from the environment variable `api_key_env`."""
+
+    base_url: str
+    model: str = "gpt-4-1106-preview"
+    api_key_env: str = "OPENAI_API_KEY"
+    max_retries: int = 2
+    timeout_s: float = 120.0
+    concurrency: int = 4
+    price_per_token: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.base_url:
+            raise ConfigError("the judge needs an OpenAI-compatible base URL", field="judge_base_url")
+        if self.concurrency < 1:
+            raise ConfigError(f"must be at least 1, got {self.concurrency}", field="judge_concurrency")
+
+
+@dataclass(frozen=True)
+class JudgeResult:
+    """alpaca_eval's metrics, prefkit's recount, the annotations, and what judging cost."""
+
+    summary: WinRateSummary
+    lc_win_rate: float | None
+    lc_standard_error: float | None
+    annotations: list[dict]
+    cost_usd: float | None
+    judge_tokens: float | None
+
+
+def import_alpaca_eval():
+    """Import alpaca_eval offline (it imports pkg_resources, so setuptools<81 must be installed)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    require_module("pkg_resources", "pip install 'setuptools<81'")
+    main = require_module("alpaca_eval.main", "pip install 'prefkit[alpaca]'")
+    glm = require_module("alpaca_eval.metrics.glm_winrate", "pip install 'prefkit[alpaca]'")
+    return main, glm
+
+
+def annotator_config(judge: JudgeConfig, client_config_path: Path, template: Path) -> dict[str, Any]:
+    """The weighted_alpaca_eval_gpt4_turbo settings, pointed at our client config and forced to chat format."""
+    completions: dict[str, Any] = {
+        "model_name": judge.model,
+        "max_tokens": 1,
+        "temperature": 1,
+        "logprobs": True,
+        "top_logprobs": 5,
+        "requires_chatml": True,  # upstream guesses from the model name; a local 'instruct' judge is still chat
+        "client_config_path": str(client_config_path),
+        "num_procs": judge.concurrency,
+    }
+    if judge.price_per_token is not None:
+        completions["price_per_token"] = judge.price_per_token
+    return {
+        ANNOTATOR_NAME: {
+            "prompt_template": str(template),
+            "fn_completions": "openai_completions",
+            "completions_kwargs": completions,
+            "fn_completion_parser": "logprob_parser",
+            "completion_parser_kwargs": {
+                "numerator_token": "m",
+                "denominator_tokens": ["m", "M"],
+                "is_binarize": False,
+            },
+            "completion_key": "completions_all",
+            "batch_size": 1,
+        }
+    }
+
+
+@contextlib.contextmanager
+def local_gamed_csv(glm_module, gamed_csv: Path | None) -> Iterator[None]:
+    """Make alpaca_eval's LC fit read `gamed_csv` instead of downloading it from the hub."""
+
+    def local_download(*args: Any, filename: str = "", **kwargs: Any) -> str:
+        if filename == "df_gamed.csv" and gamed_csv is not None:
+            return str(gamed_csv)
+        raise JudgeError(f"alpaca_eval asked the hub for '{filename}', which prefkit does not download")
+
+    original = glm_module.hf_hub_download
+    glm_module.hf_hub_download = local_download
+    try:
+        yield
+    finally:
+        glm_module.hf_hub_download = original
+
+
+@contextlib.contextmanager
+def quiet_logging(level: int = logging.WARNING) -> Iterator[None]:
+    """alpaca_eval logs every request at INFO on the root logger; keep only warnings while it runs."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(max(level, previous))
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
+def run_judge(
+    model_outputs: list[dict],
+    baseline_outputs: list[dict],
+    judge: JudgeConfig,
+    *,
+    name: str,
+    gamed_csv: Path | None = None,
+    length_controlled: bool = False,
+    max_missing: int = 0,
+) -> JudgeResult:
+    """Judge model vs baseline outputs (aligned by instruction); raise JudgeError past `max_missing` gaps."""
+    main, glm = import_alpaca_eval()
+    openai = require_module("openai", "pip install openai")
+    template = Path(main.__file__).parent / PROMPT_TEMPLATE
+    if not template.exists():
+        raise DependencyError("the installed alpaca_eval has no judge prompt template", file=template)
+    fn_metric = "get_length_controlled_winrate" if length_controlled else "get_winrate"
+    metric_kwargs = {"save_weights_dir": None} if length_controlled else {}
+    with tempfile.TemporaryDirectory(prefix="prefkit-judge-") as tmp:
+        # the client config lives in a private temporary folder because it holds the API key
+        client_path = Path(tmp) / "client_config.yaml"
+        client = {"base_url": judge.base_url, "max_retries": judge.max_retries, "timeout": judge.timeout_s}
+        client["api_key"] = os.environ.get(judge.api_key_env) or "no-key-set"
+        client_path.write_text(yaml.safe_dump({"default": [client]}))
+        os.chmod(client_path, 0o600)
+        config_path = Path(tmp) / ANNOTATOR_NAME / "configs.yaml"
+        config_path.parent.mkdir()
+        config_path.write_text(yaml.safe_dump(annotator_config(judge, client_path, template)))
+        try:
+            with local_gamed_csv(glm, gamed_csv), quiet_logging():
+                leaderboard, annotations = main.evaluate(
+                    model_outputs=model_outputs,
+                    reference_outputs=baseline_outputs,
+                    annotators_config=str(config_path),
+                    name=name,
+                    output_path=None,
+                    precomputed_leaderboard=None,
+                    is_return_instead_of_print=True,
+                    fn_metric=fn_metric,
+                    metric_kwargs=metric_kwargs,
+                    caching_path=None,
+                    sort_by="win_rate",
+                )
+        except openai.APIConnectionError as error:
+            raise JudgeError(
+                f"the judge server at {judge.base_url} is unreachable ({error.__class__.__name__}: {error})",
+                field="judge_base_url",
+                hint="start an OpenAI-compatible server (e.g. vLLM) or fix judge_base_url",
+            ) from None
+        except openai.AuthenticationError:
+            raise JudgeError(
+                f"the judge at {judge.base_url} rejected the API key", hint=f"set ${judge.api_key_env}"
+            ) from None
+        except openai.APIStatusError as error:
+            raise JudgeError(
+                f"the judge at {judge.base_url} answered HTTP {error.status_code}: {_short(error.message)}",
+                hint="check judge_model and that the server supports logprobs/top_logprobs",
+            ) from None
+    rows = (
+        [_clean(row) for row in annotations.to_dict(orient="records")]
+        if hasattr(annotations, "to_dict")
+        else list(annotations)
+    )
+    return _result(
+        rows, leaderboard.loc[name].to_dict(), len(model_outputs), judge, max_missing, length_controlled
+    )
+
+
+def _result(rows, metrics, n_expected, judge, max_missing, length_controlled) -> JudgeResult:
+    summary = summarize_preferences(
+        [row.get("preference") for row in rows],
+        [len(row["output_2"]) for row in rows if isinstance(row.get("output_2"), str)],
+        n_expected=n_expected,
+    )
+    unusable = summary.n_missing + summary.n_invalid
+    if unusable > max_missing:
+        if rows and all(
+            _lacks_logprobs(row) for row in rows if parse_preference(row.get("preference")) is None
+        ):
+            raise JudgeError(
+                f"the judge {judge.model} at {judge.base_url} returned no logprobs; {unusable} of {n_expected} "
+                "annotations are missing",
+                hint="the weighted AlpacaEval judge needs logprobs/top_logprobs (vLLM and OpenAI support them)",
+            )
+        raise JudgeError(
+            f"{unusable} of {n_expected} judge annotations are missing or invalid "
+            f"({summary.n_missing} missing, {summary.n_invalid} invalid); max_missing is {max_missing}",
+            hint="raise max_missing to accept a partial result, or check the judge",
+        )
+    prices = [row.get("preference_price_per_example") for row in rows]
+    cost = math.fsum(p for p in prices if _finite(p)) if any(_finite(p) for p in prices) else None
+    tokens = [_raw_tokens(row) for row in rows]
+    lc = metrics.get("length_controlled_winrate") if length_controlled else None
+    lc_se = metrics.get("lc_standard_error") if length_controlled else None
+    return JudgeResult(
+        summary=summary,
+        lc_win_rate=float(lc) if _finite(lc) else None,
+        lc_standard_error=float(lc_se) if _finite(lc_se) else None,
+        annotations=rows,
+        cost_usd=cost,
+        judge_tokens=math.fsum(t for t in tokens if t is not None)
+        if any(t is not None for t in tokens)
+        else None,
+    )
+
+
+def _lacks_logprobs(row: dict) -> bool:
+    raw = row.get("preference_raw_completion") or row.get("raw_completion")
+    return isinstance(raw, dict) and not raw.get("logprobs")
+
+
+def _raw_tokens(row: dict) -> float | None:
+    raw = row.get("preference_raw_completion") or row.get("raw_completion")
+    value = raw.get("total_tokens") if isinstance(raw, dict) else None
+    return float(value) if _finite(value) else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _clean(row: dict) -> dict:
+    """NaN -> None so annotations serialise as JSON."""
+    return {
+        key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()
+    }
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,162 @@
+"""reward-kl: mean reward and sequence KL(pi || pi_ref) on held-out prompts (the DPO paper's sentiment plot).
+
+For each prompt, k completions are sampled from the subject (seeded) and scored by a labeler. Reward is
+averaged per prompt first, then across prompts, with its standard error across prompts. The KL is
+estimated from the same samples as the mean of log pi(y|x) - log pi_ref(y|x); with no reference model
+the subject is its own reference and the KL is 0 by construction (no second forward pass is made).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefkit_evals.generation import (
+    GeneratedSample,
+    GenerationConfig,
+    generate_samples,
+    load_model_and_tokenizer,
+    score_samples,
+)
+from prefkit_evals.rewards import load_scorer
+
+from prefkit.errors import ConfigError
+from prefkit.evaluation import EvalSubject
+from prefkit.records import read_prompts
+
+SAMPLES_FILE = "reward_kl_samples.jsonl"
+
+
+def mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample standard deviation, ddof 1; 0 for one value)."""
+    if not values:
+        raise ValueError("no values")
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, statistics.stdev(values) / math.sqrt(len(values))
+
+
+class RewardKLEvaluator:
+    """Sample k completions per held-out prompt; report reward (mean, SE), length, and KL to a reference."""
+
+    name = "reward-kl"
+
+    def __init__(
+        self,
+        prompts: str | None = None,
+        n: int = 4,
+        max_new_tokens: int = 48,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        labeler: str = "vader",
+        labeler_options: dict[str, Any] | None = None,
+        reference: str | None = None,
+        max_prompts: int | None = None,
+        batch_size: int = 8,
+        dtype: str = "float32",
+        use_chat_template: bool | None = None,
+    ) -> None:
+        if not prompts:
+            raise ConfigError(
+                "reward-kl needs held-out prompts", field="prompts", hint="--option prompts=FILE.jsonl"
+            )
+        if max_prompts is not None and int(max_prompts) < 1:
+            raise ConfigError(f"must be at least 1, got {max_prompts}", field="max_prompts")
+        self.prompts_path = Path(prompts)
+        self.generation = GenerationConfig(
+            n=int(n),
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            seed=int(seed),
+            batch_size=int(batch_size),
+            use_chat_template=use_chat_template,
+        )
+        self.labeler = labeler
+        self.labeler_options = dict(labeler_options or {})
+        self.reference = reference
+        self.max_prompts = int(max_prompts) if max_prompts is not None else None
+        self.dtype = dtype
+
+    def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
+        """Sample, score and compare to the reference; write the samples to `work_dir`; return flat metrics."""
+        records = read_prompts(self.prompts_path)[: self.max_prompts]
+        prompts = [record.prompt for record in records]
+        scorer = load_scorer(self.labeler, self.labeler_options)
+        model, tokenizer = load_model_and_tokenizer(subject.model, self.dtype)
+        with_reference = self.reference is not None
+        samples = generate_samples(model, tokenizer, prompts, self.generation, with_logprobs=with_reference)
+        del model
+        rewards = scorer.scorer.score(prompts, [[s.text for s in group] for group in samples])
+        reference_logprobs = self._reference_logprobs(prompts, samples, tokenizer) if with_reference else None
+        write_samples(work_dir / SAMPLES_FILE, records, samples, rewards, reference_logprobs)
+        metrics = summarize(samples, rewards, reference_logprobs)
+        metrics.update(
+            labeler=self.labeler, labeler_source=scorer.source, reference=self.reference or subject.model
+        )
+        return metrics
+
+    def _reference_logprobs(self, prompts: list[str], samples, policy_tokenizer) -> list[list[float]]:
+        reference_model, reference_tokenizer = load_model_and_tokenizer(str(self.reference), self.dtype)
+        same = reference_tokenizer.get_vocab() == policy_tokenizer.get_vocab()
+        return score_samples(
+            reference_model, reference_tokenizer, prompts, samples, self.generation, same_tokenizer=same
+        )
+
+
+def summarize(
+    samples: list[list[GeneratedSample]],
+    rewards: list[list[float]],
+    reference_logprobs: list[list[float]] | None,
+) -> dict[str, Any]:
+    """Flat metrics: reward (per-prompt mean, then mean and SE across prompts), lengths, and sequence KL."""
+    if len(rewards) != len(samples) or any(len(r) != len(s) for r, s in zip(rewards, samples, strict=True)):
+        raise ConfigError(
+            "the labeler returned scores that do not line up with the completions", field="labeler"
+        )
+    reward_mean, reward_se = mean_and_standard_error([statistics.fmean(group) for group in rewards])
+    flat = [sample for group in samples for sample in group]
+    metrics: dict[str, Any] = {
+        "reward_mean": reward_mean,
+        "reward_se": reward_se,
+        "length_chars": statistics.fmean(len(s.text) for s in flat),
+        "length_tokens": statistics.fmean(s.num_tokens for s in flat),
+        "n_prompts": len(samples),
+        "n_samples": len(flat),
+    }
+    if reference_logprobs is None:
+        metrics.update(kl_mean=0.0, kl_se=0.0)
+        return metrics
+    ratios = [
+        float(sample.logprob) - reference
+        for group, reference_group in zip(samples, reference_logprobs, strict=True)
+        for sample, reference in zip(group, reference_group, strict=True)
+    ]
+    metrics["kl_mean"], metrics["kl_se"] = mean_and_standard_error(ratios)
+    return metrics
+
+
+def write_samples(path: Path, records, samples, rewards, reference_logprobs) -> None:
+    """One JSON line per sample: prompt id, text, tokens, reward, and the two log-probs when known."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for index, (record, group, scores) in enumerate(zip(records, samples, rewards, strict=True)):
+            for sample_index, (sample, reward) in enumerate(zip(group, scores, strict=True)):
+                row = {
+                    "prompt_id": record.prompt_id,
+                    "sample": sample_index,
+                    "completion": sample.text,
+                    "num_tokens": sample.num_tokens,
+                    "reward": reward,
+                    "logprob": sample.logprob,
+                    "reference_logprob": reference_logprobs[index][sample_index]
+                    if reference_logprobs
+                    else None,
+                }
+                handle.write(json.dumps(row) + "\n")

@@ -1,0 +1,153 @@
+"""`prefkit eval` (benchmark checkpoints) and `prefkit winrate-from-annotations` (re-score alpaca_eval annotations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from prefkit.errors import ConfigError, InputError
+
+EVAL_HELP = """Evaluate checkpoints with evaluator plugins and write a leaderboard, plots and a report.
+
+CHECKPOINTS are model folders, aliases (smollm2) or hub ids; name one with NAME=PATH. Results are cached
+per (checkpoint content, evaluator, options), so adding a checkpoint evaluates only the new one.
+
+Examples:
+
+  prefkit eval base=smollm2 runs/beta0.1 runs/beta0.3 -e reward-kl -O prompts=heldout.jsonl -o runs/eval
+
+  prefkit eval runs/ckpt -e alpaca-eval -O judge_base_url=http://localhost:8000/v1 -O judge_model=Qwen2.5-7B-Instruct -O max_instances=50 -o runs/ae
+"""
+
+
+def parse_options(pairs: list[str], evaluators: list[str]) -> dict[str, dict[str, Any]]:
+    """`[EVALUATOR.]KEY=VALUE` pairs into per-evaluator options (values parsed as YAML: 4, true, [1, 2])."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, separator, raw = pair.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"'{pair}' is not KEY=VALUE", field="--option")
+        scope, dot, name = key.partition(".")
+        if dot and scope in evaluators:
+            target, key = scope, name
+        elif len(evaluators) == 1:
+            target = evaluators[0]
+        else:
+            raise ConfigError(
+                f"option '{key}' is ambiguous with several evaluators",
+                field="--option",
+                hint=f"prefix it with the evaluator, e.g. {evaluators[0]}.{key}={raw}",
+            )
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        options.setdefault(target, {})[key] = value
+    return options
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """An EvalConfig as YAML or TOML (`evaluators = [...]`, `[options.reward-kl]`)."""
+    if not path.exists():
+        raise InputError("config file not found", file=path)
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise InputError(f"cannot parse config ({error.__class__.__name__}: {error})", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError("a config file must hold a mapping", file=path)
+    return data
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval", help=EVAL_HELP)
+    def eval_command(
+        checkpoints: list[str] = typer.Argument(
+            ..., help="Checkpoints to evaluate: PATH, alias or NAME=PATH."
+        ),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder for the 'eval' artifact."),
+        evaluator: list[str] = typer.Option(
+            None,
+            "--evaluator",
+            "-e",
+            help="Evaluator plugin to run (repeatable): reward-kl, alpaca-eval, winrate, ... Default: reward-kl.",
+        ),
+        option: list[str] = typer.Option(
+            None,
+            "--option",
+            "-O",
+            help="Evaluator option [EVALUATOR.]KEY=VALUE (repeatable; the prefix is needed with several "
+            "evaluators). Values are parsed as YAML. See docs/evaluation.md for each evaluator's options.",
+        ),
+        config: Path = typer.Option(
+            None, "--config", "-c", help="YAML/TOML file with `evaluators` and `options`; flags override it."
+        ),
+        no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+        force: bool = typer.Option(
+            False, "--force", help="Re-evaluate every checkpoint, ignoring cached results, and replace OUT."
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    ) -> None:
+        from prefkit.evaluation import EvalConfig, evaluate
+
+        data = load_config_file(config) if config else {}
+        evaluators = list(evaluator or data.get("evaluators") or ["reward-kl"])
+        options = {
+            name: dict(values) for name, values in (data.get("options") or {}).items() if name in evaluators
+        }
+        for name, values in parse_options(list(option or []), evaluators).items():
+            options.setdefault(name, {}).update(values)
+        try:
+            eval_config = EvalConfig(
+                evaluators=evaluators, options=options, plots=not no_plots and data.get("plots", True)
+            )
+        except ValueError as error:
+            raise ConfigError(f"invalid eval config: {error}") from None
+        report = evaluate(checkpoints, out, eval_config, force=force, progress=not quiet)
+        typer.echo(f"evaluated {report.evaluated}, reused {report.reused} cached; report: {report.report}")
+        typer.echo((report.path / "leaderboard.md").read_text())
+
+    @app.command("winrate-from-annotations")
+    def winrate_from_annotations(
+        annotations: Path = typer.Argument(
+            ..., help="An alpaca_eval annotations.json (list of objects with `preference`)."
+        ),
+        expected: str = typer.Option(
+            None,
+            "--expected",
+            help="Instructions every model should have been judged on: an alpaca_eval outputs JSON, or "
+            "'alpaca-eval' for the bundled 805. Instructions without an annotation count as missing.",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    ) -> None:
+        """Recompute win rate and standard error (and missing/invalid counts) from alpaca_eval annotations."""
+        from prefkit_evals.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
+        from prefkit_evals.annotations import read_annotations, win_rate_from_annotations
+
+        rows = read_annotations(annotations)
+        instructions = None
+        if expected:
+            source = bundled_data_dir() / BASELINE_FILE if expected == "alpaca-eval" else Path(expected)
+            instructions = [row["instruction"] for row in read_outputs_file(source)]
+        summary = win_rate_from_annotations(rows, instructions).as_dict()
+        if as_json:
+            typer.echo(json.dumps(summary))
+            return
+        typer.echo(
+            f"win rate {summary['win_rate']:.4f} % ± {summary['standard_error']:.4f} (SE, n={summary['n_total']})"
+        )
+        typer.echo(
+            f"wins {summary['n_wins']}, baseline wins {summary['n_wins_base']}, draws {summary['n_draws']}; "
+            f"discrete win rate {summary['discrete_win_rate']:.4f} %; average length {summary['avg_length']}"
+        )
+        typer.echo(f"missing annotations {summary['n_missing']}, invalid {summary['n_invalid']}")
