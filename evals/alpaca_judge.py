@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefkit_evals.annotations import WinRateSummary, parse_preference, summarize_preferences
+from prefkit_evals.annotations import WinRateSummary, summarize_preferences
 
 from prefkit.errors import ConfigError, DependencyError, PrefkitError, require_module
 
@@ -133,6 +133,43 @@ def quiet_logging(level: int = logging.WARNING) -> Iterator[None]:
         root.setLevel(previous)
 
 
+def check_judge(judge: JudgeConfig, client_config: dict[str, Any]) -> None:
+    """One probe request before judging hundreds: the server answers, and with top log-probs."""
+    openai = require_module("openai", "pip install openai")
+    client = openai.OpenAI(**client_config)
+    try:
+        response = client.chat.completions.create(
+            model=judge.model,
+            messages=[{"role": "user", "content": "Answer with one letter: m or M."}],
+            max_tokens=1,
+            logprobs=True,
+            top_logprobs=5,
+        )
+    except openai.APIConnectionError as error:
+        raise JudgeError(
+            f"the judge server at {judge.base_url} is unreachable ({error.__class__.__name__}: {error})",
+            field="judge_base_url",
+            hint="start an OpenAI-compatible server (e.g. vLLM) or fix judge_base_url",
+        ) from None
+    except openai.AuthenticationError:
+        raise JudgeError(
+            f"the judge at {judge.base_url} rejected the API key", hint=f"set ${judge.api_key_env}"
+        ) from None
+    except openai.APIStatusError as error:
+        raise JudgeError(
+            f"the judge at {judge.base_url} answered HTTP {error.status_code}: {_short(error.message)}",
+            hint="check judge_model and that the server supports logprobs/top_logprobs",
+        ) from None
+    choice = response.choices[0] if response.choices else None
+    content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
+    if not content or not content[0].top_logprobs:
+        raise JudgeError(
+            f"the judge {judge.model} at {judge.base_url} returned no logprobs",
+            hint="the weighted AlpacaEval judge reads P('m') vs P('M') from top_logprobs; use a server that "
+            "supports them (vLLM, OpenAI)",
+        )
+
+
 def run_judge(
     model_outputs: list[dict],
     baseline_outputs: list[dict],
@@ -156,6 +193,7 @@ def run_judge(
         client_path = Path(tmp) / "client_config.yaml"
         client = {"base_url": judge.base_url, "max_retries": judge.max_retries, "timeout": judge.timeout_s}
         client["api_key"] = os.environ.get(judge.api_key_env) or "no-key-set"
+        check_judge(judge, client)
         client_path.write_text(yaml.safe_dump({"default": [client]}))
         os.chmod(client_path, 0o600)
         config_path = Path(tmp) / ANNOTATOR_NAME / "configs.yaml"
@@ -209,18 +247,10 @@ def _result(rows, metrics, n_expected, judge, max_missing, length_controlled) ->
     )
     unusable = summary.n_missing + summary.n_invalid
     if unusable > max_missing:
-        if rows and all(
-            _lacks_logprobs(row) for row in rows if parse_preference(row.get("preference")) is None
-        ):
-            raise JudgeError(
-                f"the judge {judge.model} at {judge.base_url} returned no logprobs; {unusable} of {n_expected} "
-                "annotations are missing",
-                hint="the weighted AlpacaEval judge needs logprobs/top_logprobs (vLLM and OpenAI support them)",
-            )
         raise JudgeError(
             f"{unusable} of {n_expected} judge annotations are missing or invalid "
             f"({summary.n_missing} missing, {summary.n_invalid} invalid); max_missing is {max_missing}",
-            hint="raise max_missing to accept a partial result, or check the judge",
+            hint="raise max_missing to accept a partial result, or check the judge's answers",
         )
     prices = [row.get("preference_price_per_example") for row in rows]
     cost = math.fsum(p for p in prices if _finite(p)) if any(_finite(p) for p in prices) else None
@@ -237,11 +267,6 @@ def _result(rows, metrics, n_expected, judge, max_missing, length_controlled) ->
         if any(t is not None for t in tokens)
         else None,
     )
-
-
-def _lacks_logprobs(row: dict) -> bool:
-    raw = row.get("preference_raw_completion") or row.get("raw_completion")
-    return isinstance(raw, dict) and not raw.get("logprobs")
 
 
 def _raw_tokens(row: dict) -> float | None:

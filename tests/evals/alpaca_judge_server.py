@@ -20,7 +20,7 @@ OUTPUT_PATTERN = re.compile(r'"model_identifier": "(m|M)",\s*"output": """(.*?)"
 def judge_probabilities(prompt: str) -> dict[str, float]:
     """P('m') and P('M') from the lengths of the two outputs shown in the prompt."""
     outputs = dict(OUTPUT_PATTERN.findall(prompt))
-    length_m, length_big_m = len(outputs["m"]), len(outputs["M"])
+    length_m, length_big_m = len(outputs.get("m", "")), len(outputs.get("M", ""))  # a probe shows none
     total = length_m + length_big_m
     if total == 0:
         return {"m": 0.5, "M": 0.5}
