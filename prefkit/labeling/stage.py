@@ -109,14 +109,15 @@ def label(
     _write_data(run, work_dir / DATA_FILE)
     numbers = pl.read_parquet(work_dir / DATA_FILE, columns=list(PREFERENCES_SCHEMA)[4:])
     write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
-    card = render_card(_card_inputs(source, config, counts, numbers, work_dir / DATA_FILE))
+    card = render_card(_card_inputs(source, run, counts, numbers, work_dir / DATA_FILE))
     for path in counts_dir.glob("*.json"):
         path.unlink()
     counts_dir.rmdir()
+    # usage lives in counts: manifest extras drop keys containing "token" (prompt_tokens, ...)
+    counts["labeler_usage"] = usage
     extra = {
         "use_chat_template": source.manifest.extra.get("use_chat_template"),
         "length_unit": config.length_unit,
-        "labeler_usage": usage,
     }
     run.finish(counts=counts, card=card, extra=extra)
     return open_artifact(run.out, "preferences")
@@ -235,7 +236,7 @@ def _write_data(run: StageRun, path: Path) -> None:
 
 
 def _card_inputs(
-    source: Artifact, config: LabelConfig, counts: dict[str, Any], numbers: pl.DataFrame, data: Path
+    source: Artifact, run: StageRun, counts: dict[str, Any], numbers: pl.DataFrame, data: Path
 ) -> CardInputs:
     example = pl.read_parquet(data, n_rows=1).row(0, named=True) if numbers.height else None
     sampler = source.manifest.config
@@ -247,8 +248,8 @@ def _card_inputs(
             for key in ("model", "n", "temperature", "top_p", "max_new_tokens", "seed")
             if key in sampler
         },
-        config=config.model_dump(),
-        license=config.license,
+        config=run.config,  # the redacted config, as in the manifest
+        license=run.config["license"],
         counts=counts,
         statistics=column_statistics(numbers),
         example=example,

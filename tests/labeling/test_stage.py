@@ -25,7 +25,13 @@ def test_vader_pairs_positive_over_negative(sentiment_candidates, tmp_path):
     assert (table["score_chosen"] > table["score_rejected"]).all()
     # token lengths come from completion_tokens (word counts in this fixture)
     assert table["len_chosen"].to_list() == [8] * 8  # "The movie was wonderful and I love it."
-    assert artifact.manifest.counts == {"prompts": 8, "prompts_with_pairs": 8, "pairs": 8, "dropped": {}}
+    assert artifact.manifest.counts == {
+        "prompts": 8,
+        "prompts_with_pairs": 8,
+        "pairs": 8,
+        "dropped": {},
+        "labeler_usage": {},
+    }
     assert artifact.manifest.extra["use_chat_template"] is True
     assert artifact.manifest.extra["length_unit"] == "tokens"
 
@@ -202,7 +208,7 @@ def test_config_rejects_unknown_values():
 def test_manifest_is_json_with_usage_and_no_counts_leftovers(sentiment_candidates, tmp_path):
     artifact = label(sentiment_candidates, tmp_path / "prefs", LabelConfig(), progress=False)
     manifest = json.loads((artifact.path / "manifest.json").read_text())
-    assert manifest["stage"] == "preferences" and manifest["extra"]["labeler_usage"] == {}
+    assert manifest["stage"] == "preferences" and manifest["counts"]["labeler_usage"] == {}
     assert sorted(p.name for p in artifact.path.iterdir()) == [
         "README.md",
         "data.parquet",
