@@ -174,3 +174,4 @@ def openai_server(
         yield server.base_url
     finally:
         server.stop()
+    server.log_path.unlink(missing_ok=True)  # kept only when something failed (errors point to it)

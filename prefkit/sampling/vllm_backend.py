@@ -50,7 +50,10 @@ class VLLMSampler:
         location = resolve_model(model)
         check_cpu_head_size(location)
         self.tokenizer = load_tokenizer(location, trust_remote_code=self.options.trust_remote_code)
-        self.llm = vllm.LLM(**engine_arguments(location, self.options))
+        try:
+            self.llm = vllm.LLM(**engine_arguments(location, self.options))
+        except (ValueError, RuntimeError) as error:  # config validation and engine start-up failures
+            raise ModelError(f"vLLM could not start: {engine_error_summary(error)}", file=location) from None
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -108,6 +111,14 @@ def engine_arguments(location: str, options: SamplerOptions) -> dict:
     if options.distributed_executor_backend:
         arguments["distributed_executor_backend"] = options.distributed_executor_backend
     return arguments
+
+
+def engine_error_summary(error: BaseException) -> str:
+    """The informative line of a vLLM start-up error (pydantic puts it after a 'validation error' header)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("Value error,")), lines[0] if lines else "")
+    reason = reason.removeprefix("Value error,").strip()
+    return reason.split(" [type=")[0] or error.__class__.__name__
 
 
 def to_completion(output, with_logprobs: bool) -> Completion:
