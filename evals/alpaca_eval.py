@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefkit_evals.alpaca_data import AlpacaEvalSet, length_control_unavailable_reason, load_alpaca_eval_set
-from prefkit_evals.alpaca_judge import JudgeConfig, JudgeResult, run_judge
+from prefkit_evals.alpaca_judge import JudgeConfig, JudgeResult, check_judge, run_judge
 from prefkit_evals.generation import GenerationConfig, generate_samples, load_model_and_tokenizer
 
 from prefkit.errors import ConfigError
@@ -84,6 +84,7 @@ class AlpacaEvalEvaluator:
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Generate, judge against the baseline, save outputs and annotations to `work_dir`; return metrics."""
         data = load_alpaca_eval_set(self.data_dir, self.max_instances, self.subset_seed)
+        check_judge(self.judge)  # fail before spending time on generation
         outputs = self.generate_outputs(subject, data)
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / MODEL_OUTPUTS_FILE).write_text(json.dumps(outputs, indent=1, ensure_ascii=False))
@@ -96,6 +97,7 @@ class AlpacaEvalEvaluator:
             gamed_csv=data.gamed_csv,
             length_controlled=not lc_reason,
             max_missing=self.max_missing,
+            probe=False,
         )
         (work_dir / ANNOTATIONS_FILE).write_text(json.dumps(result.annotations, indent=1, ensure_ascii=False))
         return self.metrics(result, lc_reason, len(data.rows))

@@ -133,10 +133,21 @@ def quiet_logging(level: int = logging.WARNING) -> Iterator[None]:
         root.setLevel(previous)
 
 
-def check_judge(judge: JudgeConfig, client_config: dict[str, Any]) -> None:
+def client_kwargs(judge: JudgeConfig) -> dict[str, Any]:
+    """Arguments of `openai.OpenAI` for the judge (the key comes from the environment, never from config)."""
+    kwargs: dict[str, Any] = {
+        "base_url": judge.base_url,
+        "max_retries": judge.max_retries,
+        "timeout": judge.timeout_s,
+    }
+    kwargs["api_key"] = os.environ.get(judge.api_key_env) or "no-key-set"
+    return kwargs
+
+
+def check_judge(judge: JudgeConfig) -> None:
     """One probe request before judging hundreds: the server answers, and with top log-probs."""
     openai = require_module("openai", "pip install openai")
-    client = openai.OpenAI(**client_config)
+    client = openai.OpenAI(**client_kwargs(judge))
     try:
         response = client.chat.completions.create(
             model=judge.model,
@@ -179,8 +190,12 @@ def run_judge(
     gamed_csv: Path | None = None,
     length_controlled: bool = False,
     max_missing: int = 0,
+    probe: bool = True,
 ) -> JudgeResult:
-    """Judge model vs baseline outputs (aligned by instruction); raise JudgeError past `max_missing` gaps."""
+    """Judge model vs baseline outputs (aligned by instruction); raise JudgeError past `max_missing` gaps.
+
+    `probe` sends one request first (see `check_judge`); pass False when the caller already checked.
+    """
     main, glm = import_alpaca_eval()
     openai = require_module("openai", "pip install openai")
     template = Path(main.__file__).parent / PROMPT_TEMPLATE
@@ -191,9 +206,9 @@ def run_judge(
     with tempfile.TemporaryDirectory(prefix="prefkit-judge-") as tmp:
         # the client config lives in a private temporary folder because it holds the API key
         client_path = Path(tmp) / "client_config.yaml"
-        client = {"base_url": judge.base_url, "max_retries": judge.max_retries, "timeout": judge.timeout_s}
-        client["api_key"] = os.environ.get(judge.api_key_env) or "no-key-set"
-        check_judge(judge, client)
+        client = client_kwargs(judge)
+        if probe:
+            check_judge(judge)
         client_path.write_text(yaml.safe_dump({"default": [client]}))
         os.chmod(client_path, 0o600)
         config_path = Path(tmp) / ANNOTATOR_NAME / "configs.yaml"

@@ -115,11 +115,9 @@ def subject_hash(subject: EvalSubject) -> str:
     """Content hash of the subject's model: its folder (or artifact hash), else the resolved name."""
     from prefkit.models import EMBEDDED_ALIASES, resolve_model
 
-    path = Path(subject.model).expanduser()
-    if subject.model.lower() in EMBEDDED_ALIASES:
-        path = Path(resolve_model(subject.model))
-    if path.exists():
-        resolve_model(str(path))  # a clear error when the folder is not a model
+    location = resolve_model(subject.model)  # a clear error when a path is missing or not a model folder
+    path = Path(location).expanduser()
+    if subject.model.lower() in EMBEDDED_ALIASES or path.exists():
         return content_hash(path)
     return hashlib.sha256(f"hub:{subject.model}".encode()).hexdigest()
 

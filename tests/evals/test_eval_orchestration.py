@@ -11,7 +11,7 @@ from prefkit_evals.plots import frontier, write_plots
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from prefkit.errors import ArtifactError, ConfigError
+from prefkit.errors import ArtifactError, ConfigError, ModelError
 from prefkit.evaluation import EvalConfig, EvalSubject, build_evaluator, evaluate, load_report, parse_subject
 
 
@@ -98,6 +98,15 @@ def test_evaluate_caches_per_checkpoint(tiny_model_dir, prompts_file, tmp_path):
         evaluate(
             [f"x={tiny_model_dir}", f"x={second}"], tmp_path / "dup", config, progress=False, cache_dir=cache
         )
+
+
+def test_missing_checkpoint_fails_before_any_evaluation(prompts_file, tmp_path):
+    config = EvalConfig(evaluators=["reward-kl"], options={"reward-kl": {"prompts": str(prompts_file)}})
+    with pytest.raises(ModelError, match="model folder does not exist"):
+        evaluate(
+            [str(tmp_path / "missing")], tmp_path / "out", config, progress=False, cache_dir=tmp_path / "c"
+        )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "c").exists()
 
 
 def test_evaluate_refuses_to_overwrite_a_non_eval_folder(tiny_model_dir, prompts_file, tmp_path):
