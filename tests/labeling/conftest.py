@@ -49,3 +49,19 @@ SENTIMENT_ROWS = [
 def sentiment_candidates(tmp_path) -> Path:
     """Eight prompts, three candidates each: one clearly positive, one negative, one neutral."""
     return write_candidates(tmp_path / "candidates", SENTIMENT_ROWS)
+
+
+@pytest.fixture(scope="session")
+def sentiment_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A tiny trained POSITIVE/NEGATIVE classifier."""
+    from tests.labeling.classifiers import build_sentiment_classifier
+
+    return build_sentiment_classifier(tiny_model_dir, tmp_path_factory.mktemp("models") / "sentiment")
+
+
+@pytest.fixture(scope="session")
+def reward_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A tiny trained reward model (chat template from the tiny Llama's tokenizer)."""
+    from tests.labeling.classifiers import build_reward_model
+
+    return build_reward_model(tiny_model_dir, tmp_path_factory.mktemp("models") / "reward")

@@ -1,0 +1,79 @@
+"""A reward model (AutoModelForSequenceClassification, one output) scoring (prompt, completion).
+
+The pair is rendered with the reward model's own chat template (user turn = prompt, assistant turn
+= completion), as reward models are trained that way; a tokenizer without a template gets plain
+concatenation `prompt + separator + completion` instead (stated in the manifest through options).
+"""
+
+from __future__ import annotations
+
+from prefkit.errors import ConfigError
+from prefkit.labeling.classifier import ScoringStats, batched_logits, load_classifier
+
+
+class RewardModelLabeler:
+    """Scores completions with a reward model's scalar output.
+
+    Options: `model` (folder or hub id, required), `use_chat_template` (None = when the tokenizer has
+    one), `separator` ("\\n\\n", for plain concatenation), `batch_size` (16), `max_length` (2048 tokens,
+    truncating), `dtype` (auto = bf16 on GPU, fp32 on CPU), `device`, `trust_remote_code` (False).
+    """
+
+    name = "reward-model"
+
+    def __init__(
+        self,
+        model: str,
+        use_chat_template: bool | None = None,
+        separator: str = "\n\n",
+        batch_size: int = 16,
+        max_length: int | None = 2048,
+        dtype: str = "auto",
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.model, self.tokenizer = load_classifier(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+        )
+        if self.model.config.num_labels != 1:
+            raise ConfigError(
+                f"a reward model has one output, this one has {self.model.config.num_labels}",
+                field="labeler_options.model",
+                hint="use the sentiment labeler for classifiers",
+            )
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if use_chat_template and not has_template:
+            raise ConfigError(
+                "the reward model's tokenizer has no chat template", field="labeler_options.use_chat_template"
+            )
+        self.use_chat_template = has_template if use_chat_template is None else use_chat_template
+        self.separator = separator
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.stats = ScoringStats()
+
+    def render(self, prompt: str, completion: str) -> str:
+        """The exact text the reward model scores."""
+        if not self.use_chat_template:
+            return f"{prompt}{self.separator}{completion}"
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+
+    def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
+        """The reward of each (prompt, completion)."""
+        texts = [self.render(p, c) for p, row in zip(prompts, completions, strict=True) for c in row]
+        logits = batched_logits(
+            self.model,
+            self.tokenizer,
+            texts,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            add_special_tokens=not self.use_chat_template,
+            stats=self.stats,
+        )
+        values = iter(value[0] for value in logits)
+        return [[next(values) for _ in row] for row in completions]
+
+    def usage(self) -> dict[str, float]:
+        """Samples scored and seconds spent (the stage reports samples/s)."""
+        return {"samples": self.stats.samples, "seconds": round(self.stats.seconds, 3)}
