@@ -1,0 +1,403 @@
+"""The training stage: a preferences artifact -> a checkpoint artifact (or one per beta), by a trainer plugin.
+
+`train()` validates the input, resolves options shared by every trainer (chat template, evaluation split,
+beta sweep), and hands each run to the plugin named by `config.trainer` (entry-point group
+`prefkit.trainers`). A plugin writes a Hugging Face model folder and `metrics.jsonl` into the work folder
+it is given; this module turns that folder into an artifact (manifest, card) and flags degenerate runs.
+
+This module imports polars and the artifact helpers lazily so that `TrainConfig` and the plugin protocol
+stay importable in lean environments (the GPU benchmark box has neither polars nor pydantic extras).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from prefkit.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from prefkit.records import Artifact
+
+SCHEDULERS = ("cosine", "linear", "constant")
+DTYPES = ("auto", "fp32", "bf16")
+STATE_FOLDER = ".train-state"
+METRICS_FILE = "metrics.jsonl"
+RUN_FACTS = ("memory/", "pairs_per_s", "tokens_per_s", "lr", "grad_norm")  # in metrics.jsonl, not the summary
+
+
+class TrainConfig(BaseModel):
+    """Options of `prefkit train`; every trainer plugin reads the ones it supports and rejects the rest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trainer: str = "dpo"
+    policy: str = "smollm2"
+    reference: str = "policy"  # "policy" (initial policy), "none" (reference-free) or a model folder
+    loss: str = "sigmoid"  # sigmoid | ipo | hinge | rdpo | simpo | sft
+    beta: float | list[float] = 0.1
+    learning_rate: float = 5e-5
+    epochs: int = 2
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 512
+    warmup_ratio: float = 0.1
+    scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    label_smoothing: float = 0.0
+    alpha: float = 0.0  # R-DPO length weight (per token of length difference)
+    gamma: float = 0.0  # SimPO target margin
+    dtype: str = "auto"  # auto = fp32 on CPU, bf16 autocast on GPU
+    gradient_checkpointing: bool = False
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    eval_fraction: float = 0.0
+    save_every_steps: int = 50
+    eval_every_steps: int = 0
+    use_chat_template: bool | None = None  # None = the preferences manifest's `use_chat_template`
+    shuffle: bool = True
+    shared_prefix: bool = True  # run each prompt once for its chosen and rejected completions
+    collapse_threshold: float = 1.0  # nats/token drop of the chosen log-prob that marks a run degenerate
+    trust_remote_code: bool = False
+
+    @field_validator("beta", mode="before")
+    @classmethod
+    def _parse_beta(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            try:
+                numbers = [float(part) for part in parts]
+            except ValueError:
+                raise ValueError(
+                    f"beta must be a number or a comma-separated list of numbers, got '{value}'"
+                ) from None
+            return numbers[0] if len(numbers) == 1 else numbers
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        betas = self.betas()
+        checks = [
+            (bool(betas) and all(b > 0 and math.isfinite(b) for b in betas), "beta", "must be > 0"),
+            (len(set(betas)) == len(betas), "beta", "lists a value twice"),
+            (self.learning_rate > 0, "learning_rate", "must be > 0"),
+            (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
+            (self.max_length >= 8, "max_length", "must be >= 8"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
+            (self.scheduler in SCHEDULERS, "scheduler", f"must be one of {', '.join(SCHEDULERS)}"),
+            (self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}"),
+            (0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)"),
+            (0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)"),
+            (self.save_every_steps >= 0, "save_every_steps", "must be >= 0 (0 = never)"),
+            (self.lora_r >= 1, "lora_r", "must be >= 1"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise ValueError(f"{name} {message}")
+        return self
+
+    def betas(self) -> list[float]:
+        """The beta values to train with (one run each)."""
+        return list(self.beta) if isinstance(self.beta, list) else [self.beta]
+
+
+@dataclass
+class TrainRequest:
+    """One training run handed to a plugin (beta is a single value here, never a list)."""
+
+    preferences: Artifact
+    config: TrainConfig
+    work_dir: Path  # write the HF model folder, tokenizer and metrics.jsonl here
+    state_dir: Path  # resumable state (optimizer, scheduler, RNG, step); removed after success
+    use_chat_template: bool | None
+    train_indices: list[int]
+    eval_indices: list[int]
+    cache_dir: Path  # persistent caches (reference log-probs) live under here
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a plugin reports back: the per-step history (as in metrics.jsonl) and run facts."""
+
+    history: list[dict[str, Any]]
+    steps: int
+    stopped_because: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TrainerPlugin(Protocol):
+    """A trainer found through the `prefkit.trainers` entry-point group (instantiated with no arguments)."""
+
+    name: str
+
+    def train(self, request: TrainRequest) -> TrainResult:
+        """Train on request.train_indices of the preferences; write the model folder into request.work_dir."""
+        ...
+
+
+def split_indices(prompt_ids: Sequence[str], eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Train/eval row indices split by prompt (pairs of one prompt never land on both sides)."""
+    if eval_fraction <= 0:
+        return list(range(len(prompt_ids))), []
+    unique = sorted(set(prompt_ids))
+    random.Random(seed).shuffle(unique)
+    held_out = set(unique[: max(1, round(eval_fraction * len(unique)))])
+    if len(held_out) == len(unique):
+        raise ConfigError("eval_fraction leaves no prompt to train on", field="eval_fraction")
+    train_rows = [i for i, pid in enumerate(prompt_ids) if pid not in held_out]
+    eval_rows = [i for i, pid in enumerate(prompt_ids) if pid in held_out]
+    return train_rows, eval_rows
+
+
+def find_degeneracy(
+    history: list[dict[str, Any]], stopped_because: str | None, threshold: float
+) -> str | None:
+    """Why a run is degenerate (non-finite loss, chosen log-prob collapse), or None when it looks sane."""
+    if stopped_because:
+        return stopped_because
+    if not history:
+        return "no optimizer step was taken"
+    key = "logps/chosen_mean"
+    values = [r[key] for r in history if isinstance(r.get(key), int | float)]
+    if len(values) >= 2:
+        window = values[-max(1, len(values) // 4) :]
+        start, end = values[0], sum(window) / len(window)
+        if end - start < -threshold:
+            return f"chosen log-prob collapsed from {start:.2f} to {end:.2f} nats/token"
+    return None
+
+
+class _Ranks:
+    """Main-process checks and barriers that also work without torch.distributed (one process)."""
+
+    def __init__(self) -> None:
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            self.state = PartialState()
+
+    @property
+    def is_main(self) -> bool:
+        return self.state is None or self.state.is_main_process
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def train(
+    preferences: str | Path,
+    out: str | Path,
+    config: TrainConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Artifact:
+    """Train on a preferences artifact; write a checkpoint artifact (one per beta + a table for a sweep)."""
+    from prefkit.plugins import load_plugin
+    from prefkit.records import open_artifact
+
+    artifact = open_artifact(preferences, "preferences")
+    table = artifact.table()
+    if table.height == 0:
+        raise InputError("holds no preference pairs", file=artifact.data_path)
+    plugin_class = load_plugin("trainers", config.trainer)
+    plugin = plugin_class() if isinstance(plugin_class, type) else plugin_class
+    train_rows, eval_rows = split_indices(table["prompt_id"].to_list(), config.eval_fraction, config.seed)
+    use_chat_template = config.use_chat_template
+    if use_chat_template is None:
+        use_chat_template = artifact.manifest.extra.get("use_chat_template")
+    shared = {
+        "artifact": artifact,
+        "plugin": plugin,
+        "rows": (train_rows, eval_rows),
+        "chat": use_chat_template,
+    }
+    betas = config.betas()
+    if len(betas) == 1:
+        return _train_one(Path(out), config.model_copy(update={"beta": betas[0]}), shared, force, progress)
+    return _train_sweep(Path(out), config, shared, force, progress)
+
+
+def _inputs(artifact: Artifact, config: TrainConfig) -> dict[str, Path]:
+    from prefkit.models import resolve_model
+
+    inputs: dict[str, Path] = {"preferences": artifact.path}
+    for name, model in (("policy", config.policy), ("reference", config.reference)):
+        if name == "reference" and model in ("policy", "none"):
+            continue
+        location = Path(resolve_model(model))
+        if location.exists():
+            inputs[name] = location
+    return inputs
+
+
+def _train_one(
+    out: Path, config: TrainConfig, shared: dict[str, Any], force: bool, progress: bool
+) -> Artifact:
+    """One run (one beta) into `out`, skipped when `out` already holds it, resumed when interrupted."""
+    from prefkit.artifacts import StageRun
+    from prefkit.models import cache_home
+    from prefkit.records import Artifact
+
+    ranks = _Ranks()
+    run = StageRun(
+        out, "checkpoint", config.model_dump(mode="json"), _inputs(shared["artifact"], config), force=force
+    )
+    if run.already_done:
+        return Artifact(path=out, manifest=run.existing)
+    ranks.barrier()
+    work_dir = run.open() if ranks.is_main else run.work_dir
+    ranks.barrier()
+    train_rows, eval_rows = shared["rows"]
+    request = TrainRequest(
+        preferences=shared["artifact"],
+        config=config,
+        work_dir=work_dir,
+        state_dir=work_dir / STATE_FOLDER,
+        use_chat_template=shared["chat"],
+        train_indices=train_rows,
+        eval_indices=eval_rows,
+        cache_dir=cache_home(),
+        progress=progress,
+    )
+    result = shared["plugin"].train(request)
+    degenerate = find_degeneracy(result.history, result.stopped_because, config.collapse_threshold)
+    if ranks.is_main:
+        import shutil
+
+        shutil.rmtree(request.state_dir, ignore_errors=True)
+        final = result.history[-1] if result.history else {}
+        summary = {
+            k: v for k, v in final.items() if isinstance(v, int | float) and not k.startswith(RUN_FACTS)
+        }
+        counts = {
+            "train_pairs": len(train_rows),
+            "eval_pairs": len(eval_rows),
+            "steps": result.steps,
+            **result.counts,
+        }
+        extra = {"final_metrics": summary, "degenerate": degenerate, "beta": config.beta, **result.extra}
+        run.finish(counts=counts, card=checkpoint_card(config, counts, summary, degenerate), extra=extra)
+    ranks.barrier()
+    from prefkit.artifacts import read_manifest
+
+    return Artifact(path=out, manifest=read_manifest(out))
+
+
+SWEEP_COLUMNS = (
+    "loss",
+    "rewards/margins",
+    "rewards/accuracies",
+    "logps/chosen_mean",
+    "eval/loss",
+    "eval/rewards/margins",
+    "eval/rewards/accuracies",
+)
+
+
+def _train_sweep(
+    out: Path, config: TrainConfig, shared: dict[str, Any], force: bool, progress: bool
+) -> Artifact:
+    """One checkpoint per beta under `out/beta-B/`, plus sweep.md / sweep.json / data.parquet tables."""
+    import polars as pl
+
+    from prefkit.artifacts import StageRun, atomic_write_text, read_manifest
+    from prefkit.records import Artifact
+
+    ranks = _Ranks()
+    run = StageRun(
+        out,
+        "checkpoint-sweep",
+        config.model_dump(mode="json"),
+        _inputs(shared["artifact"], config),
+        force=force,
+    )
+    if run.already_done:
+        return Artifact(path=out, manifest=run.existing)
+    ranks.barrier()
+    work_dir = run.open() if ranks.is_main else run.work_dir
+    ranks.barrier()
+    rows = []
+    for beta in config.betas():
+        name = f"beta-{beta:g}"
+        # finished betas of an interrupted sweep are skipped; an interrupted one resumes
+        checkpoint = _train_one(
+            work_dir / name, config.model_copy(update={"beta": beta}), shared, False, progress
+        )
+        final = checkpoint.manifest.extra.get("final_metrics", {})
+        row = {"beta": beta, "checkpoint": name, "steps": checkpoint.manifest.counts.get("steps")}
+        row.update({column: final.get(column) for column in SWEEP_COLUMNS})
+        row["degenerate"] = checkpoint.manifest.extra.get("degenerate")
+        rows.append(row)
+    if ranks.is_main:
+        markdown = sweep_markdown(rows)
+        atomic_write_text(work_dir / "sweep.md", markdown)
+        atomic_write_text(work_dir / "sweep.json", json.dumps(rows, indent=2))
+        run.write_data(pl.DataFrame(rows, infer_schema_length=None))
+        degenerate = [row["beta"] for row in rows if row["degenerate"]]
+        run.finish(
+            counts={"runs": len(rows), "degenerate_runs": len(degenerate)},
+            card=f"# beta sweep\n\nOne checkpoint per beta in `beta-*/`.\n\n{markdown}",
+            extra={
+                "checkpoints": {str(row["beta"]): row["checkpoint"] for row in rows},
+                "degenerate_betas": degenerate,
+            },
+        )
+    ranks.barrier()
+    return Artifact(path=out, manifest=read_manifest(out))
+
+
+def sweep_markdown(rows: list[dict[str, Any]]) -> str:
+    """The sweep table as Markdown (degenerate runs say why)."""
+    columns = ["beta", "steps", *SWEEP_COLUMNS, "degenerate"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            cells.append("" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def checkpoint_card(
+    config: TrainConfig, counts: dict[str, Any], final: dict[str, Any], degenerate: str | None
+) -> str:
+    """A short README for the checkpoint folder."""
+    lines = [
+        f"# {config.trainer} checkpoint ({config.loss}, beta {config.beta})",
+        "",
+        f"Policy `{config.policy}` trained on {counts['train_pairs']} preference pairs "
+        f"({counts['eval_pairs']} held out) for {counts['steps']} optimizer steps; reference: `{config.reference}`.",
+        "",
+        "Load it with `prefkit.models.load_causal_lm(path)` or `AutoModelForCausalLM.from_pretrained(path)`.",
+        "Per-step metrics are in `metrics.jsonl` (and `tensorboard/` when TensorBoard is installed).",
+        "",
+    ]
+    if degenerate:
+        lines += [f"**Degenerate run:** {degenerate}.", ""]
+    lines += ["| final metric | value |", "| --- | --- |"]
+    lines += [
+        f"| {key} | {value:.4g} |" for key, value in sorted(final.items()) if key not in ("step", "epoch")
+    ]
+    lines += ["", "Config:", "", "```json", json.dumps(config.model_dump(mode="json"), indent=2), "```", ""]
+    return "\n".join(lines)

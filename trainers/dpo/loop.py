@@ -1,0 +1,294 @@
+"""The DPO training loop: batches in, log-probs, loss, step, log. Read it top to bottom.
+
+Everything it needs is built elsewhere and handed in: token ids (data.py), cached reference log-probs
+(reference.py), the completion-only log-prob module (logprobs.py), the loss (losses.py). The loop runs
+unchanged on one CPU, one GPU, or under `accelerate launch` (DDP/FSDP): `accelerator` hides the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefkit_trainers.dpo.data import TokenizedPair, collate, epoch_order, rank_batches
+from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
+from prefkit_trainers.dpo.losses import preference_loss
+from prefkit_trainers.dpo.telemetry import MetricsLog, memory_report
+
+PROGRESS_FILE = "progress.json"
+
+
+@dataclass
+class LoopConfig:
+    """Options of one training run (the loop never branches on anything else)."""
+
+    loss: str = "sigmoid"
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    epochs: int = 2
+    batch_size: int = 4
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    label_smoothing: float = 0.0
+    alpha: float = 0.0
+    gamma: float = 0.0
+    shuffle: bool = True
+    shared_prefix: bool = True
+    save_every_steps: int = 0
+    eval_every_steps: int = 0
+
+
+@dataclass
+class LoopData:
+    """Token ids and reference log-probs ((chosen, rejected) per pair, or None when reference-free)."""
+
+    train_pairs: Sequence[TokenizedPair]
+    train_reference: tuple[torch.Tensor, torch.Tensor] | None
+    pad_id: int
+    eval_pairs: Sequence[TokenizedPair] = ()
+    eval_reference: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+@dataclass
+class LoopOutcome:
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_because: str | None = None
+    seconds: float = 0.0
+
+
+def optimizer_steps(num_pairs: int, config: LoopConfig, world_size: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps)."""
+    batches = math.ceil(num_pairs / (config.batch_size * world_size))
+    per_epoch = math.ceil(batches / config.grad_accum)
+    return per_epoch, per_epoch * config.epochs
+
+
+def build_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters (fused kernels on GPU)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = all(p.is_cuda for p in params)
+    return torch.optim.AdamW(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
+    )
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: LoopConfig, total_steps: int):
+    """Linear warmup, then cosine / linear decay (or constant)."""
+    from transformers import get_scheduler
+
+    name = {"constant": "constant_with_warmup"}.get(config.scheduler, config.scheduler)
+    return get_scheduler(name, optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+
+
+def run_batch(accelerator, model, data_pairs, reference, indices, config: LoopConfig, pad_id: int):
+    """Forward one micro-batch: returns (loss, metrics, pairs, tokens)."""
+    batch = collate([data_pairs[i] for i in indices], pad_id, config.shared_prefix).to(accelerator.device)
+    scorer = accelerator.unwrap_model(model)
+    batch = prepare_attention_mask(batch, scorer.causal_lm(), next(scorer.parameters()).dtype)
+    with accelerator.autocast():
+        logps = model(batch)
+    policy_chosen, policy_rejected = logps.split(len(indices))
+    ref_chosen = ref_rejected = None
+    if reference is not None:
+        ref_chosen = reference[0][indices].to(logps.device)
+        ref_rejected = reference[1][indices].to(logps.device)
+    loss, metrics = preference_loss(
+        config.loss,
+        policy_chosen,
+        policy_rejected,
+        ref_chosen,
+        ref_rejected,
+        beta=config.beta,
+        chosen_lengths=batch.chosen_lengths,
+        rejected_lengths=batch.rejected_lengths,
+        label_smoothing=config.label_smoothing,
+        alpha=config.alpha,
+        gamma=config.gamma,
+    )
+    metrics["logps/chosen_mean"] = policy_chosen.detach().sum() / batch.chosen_lengths.sum().clamp(min=1)
+    return loss, metrics, len(indices), batch.num_tokens
+
+
+def reduce_metrics(accelerator, sums: dict[str, float], weight: float) -> dict[str, float]:
+    """Pair-weighted means across micro-batches and processes."""
+    keys = sorted(sums)
+    values = torch.tensor([sums[k] for k in keys] + [weight], dtype=torch.float64, device=accelerator.device)
+    values = accelerator.reduce(values, reduction="sum") if accelerator.num_processes > 1 else values
+    return {key: float(values[i] / values[-1]) for i, key in enumerate(keys)}
+
+
+@torch.no_grad()
+def evaluate(accelerator, model, data: LoopData, config: LoopConfig) -> dict[str, float]:
+    """DPO metrics on the evaluation split (prefixed 'eval/')."""
+    model.eval()
+    sums: dict[str, float] = defaultdict(float)
+    order = list(range(len(data.eval_pairs)))
+    count = 0
+    for indices in rank_batches(
+        order, config.batch_size, accelerator.process_index, accelerator.num_processes
+    ):
+        loss, metrics, pairs, _ = run_batch(
+            accelerator, model, data.eval_pairs, data.eval_reference, indices, config, data.pad_id
+        )
+        for key, value in {"loss": loss.detach(), **metrics}.items():
+            sums[key] += float(value) * pairs
+        count += pairs
+    model.train()
+    return {f"eval/{key}": value for key, value in reduce_metrics(accelerator, sums, count).items()}
+
+
+def save_progress(accelerator, state_dir: Path, step: int) -> None:
+    """Save model, optimizer, scheduler and RNG states, then point progress.json at them (atomically)."""
+    folder = state_dir / f"step-{step:07d}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        tmp = state_dir / f".{PROGRESS_FILE}.tmp"
+        tmp.write_text(json.dumps({"step": step, "folder": folder.name}))
+        tmp.replace(state_dir / PROGRESS_FILE)
+        for old in state_dir.glob("step-*"):
+            if old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def restore_progress(accelerator, state_dir: Path | None) -> int:
+    """Load the last saved state; return the optimizer step it was taken at (0 when starting fresh)."""
+    if state_dir is None or not (state_dir / PROGRESS_FILE).exists():
+        return 0
+    progress = json.loads((state_dir / PROGRESS_FILE).read_text())
+    accelerator.load_state(str(state_dir / progress["folder"]))
+    return int(progress["step"])
+
+
+def train_loop(
+    accelerator,
+    model: CompletionLogProbs,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    data: LoopData,
+    config: LoopConfig,
+    *,
+    state_dir: Path | None = None,
+    log: MetricsLog | None = None,
+    progress: bool = False,
+) -> LoopOutcome:
+    """Train for config.epochs; resume from state_dir if it holds a saved state; log every step."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_epoch, total_steps = optimizer_steps(len(data.train_pairs), config, world)
+    step = restore_progress(accelerator, state_dir)
+    if log is not None and accelerator.is_main_process:
+        log.truncate_after(step)
+    outcome = LoopOutcome(steps=step)
+    bar = ProgressBar(total_steps, step, enabled=progress and accelerator.is_main_process)
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(step // per_epoch, config.epochs):
+        batches = rank_batches(
+            epoch_order(len(data.train_pairs), epoch, config.seed, config.shuffle),
+            config.batch_size,
+            rank,
+            world,
+        )
+        for index in range(step - epoch * per_epoch, per_epoch):
+            group = batches[index * config.grad_accum : (index + 1) * config.grad_accum]
+            tick = time.perf_counter()
+            sums: dict[str, float] = defaultdict(float)
+            step_pairs, step_tokens = sum(len(indices) for indices in group), 0
+            for micro, indices in enumerate(group):
+                with accelerator.no_sync(model) if micro < len(group) - 1 else contextlib.nullcontext():
+                    loss, metrics, pairs, tokens = run_batch(
+                        accelerator,
+                        model,
+                        data.train_pairs,
+                        data.train_reference,
+                        indices,
+                        config,
+                        data.pad_id,
+                    )
+                    accelerator.backward(loss * pairs / step_pairs)
+                step_tokens += tokens
+                for key, value in {"loss": loss.detach(), **metrics}.items():
+                    sums[key] += float(value) * pairs
+            grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
+            record = reduce_metrics(accelerator, sums, step_pairs)
+            if not (math.isfinite(record["loss"]) and math.isfinite(grad_norm)):
+                optimizer.zero_grad(set_to_none=True)  # never apply a non-finite update
+                outcome.stopped_because = f"non-finite loss or gradient at step {step + 1}"
+                break
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seconds = time.perf_counter() - tick  # before evaluation, which is not training throughput
+            record.update(
+                step=step,
+                epoch=round(step / per_epoch, 4),
+                lr=lr,
+                grad_norm=grad_norm,
+                pairs_per_s=step_pairs * world / seconds,
+                tokens_per_s=step_tokens * world / seconds,
+                **memory_report(accelerator.unwrap_model(model), optimizer, accelerator.device),
+            )
+            if data.eval_pairs and (
+                step % per_epoch == 0 or (config.eval_every_steps and step % config.eval_every_steps == 0)
+            ):
+                record.update(evaluate(accelerator, model, data, config))
+            outcome.history.append(record)
+            if log is not None and accelerator.is_main_process:
+                log.write(record)
+            bar.advance(record)
+            if state_dir is not None and config.save_every_steps and step % config.save_every_steps == 0:
+                save_progress(accelerator, state_dir, step)
+        if outcome.stopped_because:
+            break
+    bar.close()
+    outcome.steps = step
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+class ProgressBar:
+    """A rich progress bar with the latest loss, accuracy and throughput (a no-op when disabled)."""
+
+    def __init__(self, total: int, completed: int, enabled: bool) -> None:
+        self.progress = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=total, completed=completed, status="")
+        self.progress.start()
+
+    def advance(self, record: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        status = f"loss {record['loss']:.4f}  acc {record.get('rewards/accuracies', float('nan')):.2f}"
+        status += f"  {record['pairs_per_s']:.1f} pairs/s"
+        self.progress.update(self.task, advance=1, status=status)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

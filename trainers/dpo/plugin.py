@@ -1,0 +1,224 @@
+"""`dpo`: prefkit's own trainer plugin. Wires tokenization, reference caching, the loop and saving together."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from prefkit_trainers.dpo.data import TokenizedPair, tokenize_pairs
+from prefkit_trainers.dpo.logprobs import CompletionLogProbs, supports_shared_prefix
+from prefkit_trainers.dpo.loop import (
+    LoopConfig,
+    LoopData,
+    build_optimizer,
+    build_scheduler,
+    optimizer_steps,
+    train_loop,
+)
+from prefkit_trainers.dpo.losses import LOSS_NAMES
+from prefkit_trainers.dpo.reference import (
+    compute_reference_logprobs,
+    load_cached,
+    model_content_hash,
+    reference_cache_key,
+    save_cached,
+)
+from prefkit_trainers.dpo.telemetry import MetricsLog, read_metrics
+
+from prefkit.errors import ConfigError, ModelError
+from prefkit.models import load_causal_lm, load_tokenizer, resolve_model
+from prefkit.training import METRICS_FILE, TrainRequest, TrainResult
+
+
+class DPOTrainerPlugin:
+    """Direct preference optimisation with pure-function losses, cached reference log-probs and accelerate."""
+
+    name = "dpo"
+
+    def train(self, request: TrainRequest) -> TrainResult:
+        config = request.config
+        if config.loss not in LOSS_NAMES:
+            raise ConfigError(
+                f"unknown loss '{config.loss}' (choose from {', '.join(LOSS_NAMES)})", field="loss"
+            )
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedType, set_seed
+
+        accelerator = Accelerator(mixed_precision=mixed_precision(config.dtype))
+        set_seed(config.seed)
+        tokenizer = load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
+        table = request.preferences.table()
+        pairs, truncated = tokenize_pairs(
+            tokenizer,
+            table["prompt"].to_list(),
+            table["chosen"].to_list(),
+            table["rejected"].to_list(),
+            use_chat_template=request.use_chat_template,
+            max_length=config.max_length,
+        )
+        policy = load_causal_lm(
+            config.policy, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
+        )
+        disable_dropout(policy)
+        shared_prefix = config.shared_prefix and supports_shared_prefix(policy)
+        reference, cache_status = reference_logprobs(
+            accelerator, request, policy, tokenizer, pairs, shared_prefix
+        )
+
+        if config.lora:
+            policy = add_lora(policy, config.lora_r, config.lora_alpha, config.lora_dropout)
+        if config.gradient_checkpointing:
+            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        loop_config = LoopConfig(
+            **{
+                f.name: getattr(config, f.name)
+                for f in dataclasses.fields(LoopConfig)
+                if f.name != "shared_prefix"
+            },
+            shared_prefix=shared_prefix,
+        )
+        model = accelerator.prepare(CompletionLogProbs(policy))
+        optimizer = accelerator.prepare(build_optimizer(model, loop_config))
+        _, total_steps = optimizer_steps(len(request.train_indices), loop_config, accelerator.num_processes)
+        scheduler = build_scheduler(optimizer, loop_config, total_steps)
+        accelerator.register_for_checkpointing(scheduler)
+
+        def take(indices: list[int]):
+            chosen = [pairs[i] for i in indices]
+            return chosen, None if reference is None else (reference[0][indices], reference[1][indices])
+
+        train_pairs, train_reference = take(request.train_indices)
+        eval_pairs, eval_reference = take(request.eval_indices)
+        data = LoopData(train_pairs, train_reference, tokenizer.pad_token_id, eval_pairs, eval_reference)
+        log = MetricsLog(
+            request.work_dir / METRICS_FILE, request.work_dir / "tensorboard", accelerator.is_main_process
+        )
+        outcome = train_loop(
+            accelerator,
+            model,
+            optimizer,
+            scheduler,
+            data,
+            loop_config,
+            state_dir=request.state_dir,
+            log=log,
+            progress=request.progress,
+        )
+        log.close()
+        save_model(
+            accelerator,
+            model,
+            tokenizer,
+            request.work_dir,
+            accelerator.distributed_type == DistributedType.FSDP,
+        )
+        history = (
+            read_metrics(request.work_dir / METRICS_FILE) if accelerator.is_main_process else outcome.history
+        )
+        return TrainResult(
+            history=history,
+            steps=outcome.steps,
+            stopped_because=outcome.stopped_because,
+            counts={"truncated_pairs": truncated},
+            extra={
+                "reference_cache": cache_status,
+                "shared_prefix": shared_prefix,
+                "processes": accelerator.num_processes,
+            },
+        )
+
+
+def mixed_precision(dtype: str) -> str:
+    """'auto' = bf16 autocast on GPU, fp32 on CPU; 'bf16' asks for autocast anywhere."""
+    if dtype == "bf16" or (dtype == "auto" and torch.cuda.is_available()):
+        return "bf16"
+    return "no"
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """DPO compares log-probs of the policy with cached reference values: dropout noise would bias both."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def add_lora(model, rank: int, alpha: int, dropout: float):
+    """Wrap the policy with LoRA adapters on every linear layer (merged into the weights on save)."""
+    from prefkit.errors import require_module
+
+    peft = require_module("peft", "pip install 'prefkit[peft]'")
+    lora = peft.LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+    return peft.get_peft_model(model, lora)
+
+
+def check_same_tokenizer(policy_tokenizer, reference: str) -> None:
+    """DPO compares log-probs of the same token ids under two models, so they must share a tokenizer."""
+    reference_tokenizer = load_tokenizer(reference)
+    if (
+        reference_tokenizer.get_vocab() != policy_tokenizer.get_vocab()
+        or reference_tokenizer.eos_token_id != policy_tokenizer.eos_token_id
+    ):
+        raise ModelError(
+            "the reference model's tokenizer differs from the policy's (vocabulary or EOS)",
+            file=resolve_model(reference),
+            hint="pick a reference of the same model family, or use --reference policy",
+        )
+
+
+def reference_logprobs(
+    accelerator, request: TrainRequest, policy, tokenizer, pairs: list[TokenizedPair], shared_prefix
+):
+    """(chosen, rejected) reference log-probs for every pair from the persistent cache, computing them once."""
+    config = request.config
+    if config.reference == "none" or config.loss == "simpo":
+        return None, "reference-free"
+    location = config.policy if config.reference == "policy" else config.reference
+    if config.reference != "policy":
+        check_same_tokenizer(tokenizer, config.reference)
+    key = reference_cache_key(model_content_hash(location), pairs, accelerator.mixed_precision)
+    status = "hit"
+    if accelerator.is_main_process and load_cached(request.cache_dir, key, len(pairs)) is None:
+        status = "computed"
+        model = policy
+        if config.reference != "policy":
+            model = load_causal_lm(
+                location, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
+            )
+        scorer = CompletionLogProbs(model.to(accelerator.device))
+        chosen, rejected = compute_reference_logprobs(
+            scorer,
+            pairs,
+            pad_id=tokenizer.pad_token_id,
+            batch_size=max(config.batch_size, 8),
+            shared_prefix=shared_prefix and supports_shared_prefix(model),
+            device=accelerator.device,
+            autocast=accelerator.autocast,
+        )
+        save_cached(request.cache_dir, key, chosen, rejected, model=str(location))
+        if model is not policy:
+            del model, scorer
+    accelerator.wait_for_everyone()
+    cached = load_cached(request.cache_dir, key, len(pairs))
+    if cached is None:
+        raise ModelError(
+            "reference log-probs were not found in the cache after computing them", file=request.cache_dir
+        )
+    return cached, status
+
+
+def save_model(accelerator, model, tokenizer, folder: Path, fsdp: bool) -> None:
+    """Write the policy as a Hugging Face folder (safetensors + tokenizer); LoRA adapters are merged first."""
+    accelerator.wait_for_everyone()
+    state_dict = accelerator.get_state_dict(model) if fsdp else None
+    if accelerator.is_main_process:
+        lm = accelerator.unwrap_model(model).lm
+        if hasattr(lm, "merge_and_unload"):
+            lm = lm.merge_and_unload()
+        if state_dict is not None:
+            state_dict = {key.removeprefix("lm."): value for key, value in state_dict.items()}
+        lm.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+    accelerator.wait_for_everyone()
