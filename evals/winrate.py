@@ -1,0 +1,195 @@
+"""winrate: the DPO paper's GPT-4 win rate of a model's answers against reference answers.
+
+For each prompt the subject answers greedily (temperature 0 by default, as in the paper's headline
+numbers); a judge compares that answer with the reference. The order in which the two are shown is
+randomised per item (seeded by prompt id), as in the paper; `both_orders` asks both orders instead
+and counts disagreement as a tie. Ties count half a win; unparseable verdicts are counted as invalid
+and left out, never guessed. The interval is a percentile bootstrap over items.
+
+References come from a prompts file with a `reference` field, or from a preferences artifact (its
+chosen responses; the DPO paper's Anthropic-HH setting). The judge shares prefkit.judge's client:
+bounded concurrency, retries with backoff, and the persistent cache.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefkit.errors import ConfigError, InputError
+from prefkit.evaluation import EvalSubject
+from prefkit.judge.client import JudgeClient, JudgeSettings
+from prefkit.judge.statistics import OUTCOME_VALUE, bootstrap_interval, win_rate
+from prefkit.judge.templates import load_template
+from prefkit.judge.verdicts import INVALID, A, B, compare_both_orders, compare_one_order
+from prefkit.labeling.pairing import row_rng
+from prefkit.records import read_prompts
+
+
+@dataclass(frozen=True)
+class ReferenceItem:
+    """One prompt and the reference answer the subject's answer is judged against."""
+
+    prompt_id: str
+    prompt: str
+    reference: str
+
+
+class WinRateEvaluator:
+    """Judge-based win rate against references, with a bootstrap confidence interval.
+
+    Options: `references` (prompts file with `reference`, or a preferences artifact; required),
+    `max_prompts`, generation (`max_new_tokens` 128, `temperature` 0.0, `batch_size` 8, `dtype`),
+    judge (`judge_model`, `judge_base_url`, `judge_api_key_env`, `judge_template` (built-in name or
+    file; default dpo_helpfulness), `judge_concurrency`, `judge_timeout_s`, `judge_max_attempts`,
+    `judge_cache_path`, `judge_options` for any other JudgeSettings field), `both_orders` (False),
+    `seed` (order randomisation and bootstrap), `bootstrap_resamples` (1000), `confidence` (0.95).
+    """
+
+    name = "winrate"
+
+    def __init__(
+        self,
+        references: str | None = None,
+        max_prompts: int | None = None,
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        batch_size: int = 8,
+        dtype: str = "float32",
+        judge_model: str = "gpt-4",
+        judge_base_url: str | None = None,
+        judge_api_key_env: str = "OPENAI_API_KEY",
+        judge_template: str | None = None,
+        judge_concurrency: int = 8,
+        judge_timeout_s: float = 60.0,
+        judge_max_attempts: int = 6,
+        judge_cache_path: str | None = None,
+        judge_options: dict[str, Any] | None = None,
+        both_orders: bool = False,
+        seed: int = 0,
+        bootstrap_resamples: int = 1000,
+        confidence: float = 0.95,
+    ) -> None:
+        if not references:
+            raise ConfigError(
+                "winrate needs reference answers",
+                field="references",
+                hint="a prompts file with a 'reference' field, or a preferences artifact (chosen = reference)",
+            )
+        if not 0 < confidence < 1:
+            raise ConfigError(f"must be in (0, 1), got {confidence}", field="confidence")
+        self.references = references
+        self.max_prompts = max_prompts
+        self.generation = {
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "batch_size": batch_size,
+        }
+        self.dtype = dtype
+        self.settings = JudgeSettings.from_options(
+            {
+                "model": judge_model,
+                "base_url": judge_base_url,
+                "api_key_env": judge_api_key_env,
+                "max_concurrency": judge_concurrency,
+                "timeout_s": judge_timeout_s,
+                "max_attempts": judge_max_attempts,
+                "cache_path": judge_cache_path,
+                **(judge_options or {}),
+            }
+        )
+        self.template = load_template(judge_template, "pairwise")
+        self.both_orders = both_orders
+        self.seed = seed
+        self.bootstrap_resamples = bootstrap_resamples
+        self.confidence = confidence
+
+    def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
+        """Generate the subject's answers, judge them against the references, and summarise."""
+        items = load_references(self.references)[: self.max_prompts]
+        outputs = generate_answers(
+            subject.model, [item.prompt for item in items], self.generation, self.dtype, self.seed
+        )
+        return self.judge_outputs(items, outputs, Path(work_dir))
+
+    def judge_outputs(self, items: list[ReferenceItem], outputs: list[str], work_dir: Path) -> dict[str, Any]:
+        """Judge given outputs against the references (split out so outputs from anywhere can be judged)."""
+        comparisons = [
+            (item.prompt, output, item.reference) for item, output in zip(items, outputs, strict=True)
+        ]
+        client = JudgeClient(self.settings)
+        try:
+            if self.both_orders:
+                outcomes = compare_both_orders(client, self.template, comparisons)
+                swapped = [False] * len(items)
+            else:
+                swapped = [row_rng(self.seed, item.prompt_id).random() < 0.5 for item in items]
+                outcomes = compare_one_order(client, self.template, comparisons, swapped)
+        finally:
+            client.close()
+        labels = [{A: "win", B: "loss"}.get(outcome, outcome) for outcome in outcomes]
+        values = [OUTCOME_VALUE[label] for label in labels if label != INVALID]
+        low, high = bootstrap_interval(
+            values, resamples=self.bootstrap_resamples, confidence=self.confidence, seed=self.seed
+        )
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with open(work_dir / "winrate_judgements.jsonl", "w", encoding="utf-8") as handle:
+            for item, output, label, swap in zip(items, outputs, labels, swapped, strict=True):
+                record = {
+                    "prompt_id": item.prompt_id,
+                    "prompt": item.prompt,
+                    "output": output,
+                    "reference": item.reference,
+                    "outcome": label,
+                    "output_shown_first": not swap,
+                }
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        usage = client.usage.as_dict()
+        (work_dir / "winrate_judge_usage.json").write_text(json.dumps(usage, indent=2))
+        return {
+            "win_rate": win_rate(values),
+            "ci_low": low,
+            "ci_high": high,
+            "confidence": self.confidence,
+            "n": len(values),
+            "wins": labels.count("win"),
+            "ties": labels.count("tie"),
+            "losses": labels.count("loss"),
+            "invalid": labels.count(INVALID),
+            "judge": self.settings.model,
+            "judge_template": self.template.name,
+            "judge_requests": usage["requests"],
+            "judge_cache_hits": usage["cache_hits"],
+            "mean_output_chars": sum(len(o) for o in outputs) / len(outputs) if outputs else 0.0,
+        }
+
+
+def load_references(source: str | Path) -> list[ReferenceItem]:
+    """(prompt id, prompt, reference) from a prompts file with references, or a preferences artifact."""
+    path = Path(source)
+    if path.is_dir() and (path / "manifest.json").exists():
+        from prefkit.records import open_artifact
+
+        artifact = open_artifact(path, "preferences")
+        table = artifact.table().unique("prompt_id", keep="first", maintain_order=True)
+        return [
+            ReferenceItem(str(r["prompt_id"]), r["prompt"], r["chosen"]) for r in table.iter_rows(named=True)
+        ]
+    records = read_prompts(path)
+    missing = [index for index, record in enumerate(records, start=1) if not record.reference]
+    if missing:
+        raise InputError("has no reference answer", file=path, row=missing[0], field="reference")
+    return [ReferenceItem(r.prompt_id, r.prompt, r.reference or "") for r in records]
+
+
+def generate_answers(
+    model_name: str, prompts: list[str], generation: dict[str, Any], dtype: str, seed: int
+) -> list[str]:
+    """One answer per prompt from the subject (greedy at temperature 0), rendered as in sampling."""
+    from prefkit_evals.generation import GenerationConfig, generate_samples, load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(model_name, dtype=dtype)
+    config = GenerationConfig(n=1, seed=seed, **generation)
+    return [samples[0].text for samples in generate_samples(model, tokenizer, prompts, config)]
