@@ -129,8 +129,10 @@ def make_pairs(
 ) -> PairingResult:
     """Pairs for one prompt: drop unusable candidates, adjust for length, then apply `strategy`."""
     indices, dropped = usable_candidates(completions, scores)
+    usable = set(indices)
+    # unusable candidates get a placeholder 0.0: they are never paired, but keep positions aligned
     adjusted = length_adjusted_scores(
-        [s if i in indices else 0.0 for i, s in enumerate(scores)], lengths, length_penalty
+        [s if i in usable else 0.0 for i, s in enumerate(scores)], lengths, length_penalty
     )
     if strategy == "best-vs-worst":
         result = best_vs_worst_pair(adjusted, indices, min_margin)

@@ -93,7 +93,7 @@ def label(
     shards = iter_candidate_shards(source.data_path, config.shard_size, skip=done)
     labeler: Labeler | None = None
     try:
-        with _progress(progress, total_rows, len(done) * config.shard_size) as advance:
+        with _ProgressBar(progress, total_rows, len(done) * config.shard_size) as advance:
             for shard in shards:
                 labeler = labeler or load_labeler(config.labeler, config.labeler_options)
                 before = _usage(labeler)
@@ -129,7 +129,8 @@ def label_shard(
     """Score one shard and pair its candidates; returns the pairs and counts (prompts, pairs, dropped)."""
     frame = shard.frame
     prompts = frame["prompt"].to_list()
-    completions = [list(items or []) for items in frame["completions"].to_list()]
+    # a null completion becomes "": labelers get strings, and pairing counts it as an empty completion
+    completions = [[text or "" for text in items or []] for items in frame["completions"].to_list()]
     scores = labeler.score(prompts, completions)
     _check_scores(scores, completions, shard.first_row, source, config.labeler)
     tokens = (
@@ -278,7 +279,7 @@ def _close(labeler: Labeler | None) -> None:
         close()
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar over rows, or nothing when `enabled` is false (tests, logs)."""
 
     def __init__(self, enabled: bool, total: int, completed: int) -> None:

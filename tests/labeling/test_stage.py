@@ -113,17 +113,18 @@ def test_bad_rows_are_counted_drops(tmp_path, monkeypatch):
         {"prompt_id": "b", "prompt": "y", "completions": ["only one"]},
         {"prompt_id": "c", "prompt": "z", "completions": []},
         {"prompt_id": "d", "prompt": "w", "completions": ["good", "good"]},
+        {"prompt_id": "e", "prompt": "v", "completions": [None, "fine"], "completion_tokens": [0, 1]},
     ]
     candidates = write_candidates(tmp_path / "cands", rows)
     monkeypatch.setattr(stage, "load_labeler", lambda name, options: NanLabeler())
     artifact = label(candidates, tmp_path / "prefs", LabelConfig(), progress=False)
-    # row a: candidate 0 NaN, candidate 2 empty -> one usable candidate; b, c: too few; d: tie
+    # a: candidate 0 NaN, candidate 2 empty -> one usable; b, c: too few; d: tie; e: a null completion
     assert artifact.table().height == 0
     assert artifact.manifest.counts["dropped"] == {
-        "empty_completion": 1,
+        "empty_completion": 2,
         "nan_score": 1,
         "tie": 1,
-        "too_few_candidates": 3,
+        "too_few_candidates": 4,
     }
     assert "No pairs were kept" in (artifact.path / "README.md").read_text()
 
