@@ -1,0 +1,136 @@
+"""`prefkit train`: a preferences artifact -> a checkpoint artifact (or one per beta), by a trainer plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from prefkit.errors import ConfigError
+
+
+def _config_from_options(**options) -> object:
+    from prefkit.training import TrainConfig
+
+    try:
+        return TrainConfig(**{key: value for key, value in options.items() if value is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise ConfigError(first["msg"].removeprefix("Value error, "), field=field) from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+        preferences: Path = typer.Argument(
+            ..., help="Preferences artifact folder (written by `prefkit label`)."
+        ),
+        out: Path = typer.Option(
+            ..., "--out", "-o", help="Checkpoint folder to write (one sub-folder per beta)."
+        ),
+        policy: str = typer.Option("smollm2", help="Model to train: a Hugging Face folder, or 'smollm2'."),
+        trainer: str = typer.Option("dpo", help="Trainer plugin (`prefkit plugins` lists them): dpo or trl."),
+        reference: str = typer.Option(
+            "policy",
+            help="Reference policy: 'policy' (the initial policy), 'none' (reference-free), or a model folder "
+            "sharing the policy's tokenizer (a 'stronger reference').",
+        ),
+        loss: str = typer.Option(
+            "sigmoid",
+            help="sigmoid (DPO), ipo, hinge (SLiC), rdpo (length-regularised, --alpha), simpo (length-normalised, "
+            "reference-free, --gamma) or sft (Preferred-FT: NLL of the chosen completions).",
+        ),
+        beta: str = typer.Option(
+            "0.1",
+            help="KL strength; a comma-separated list (0.01,0.05,0.1) runs a sweep, one checkpoint each.",
+        ),
+        learning_rate: float = typer.Option(
+            5e-5, "--learning-rate", "--lr", help="Peak AdamW learning rate."
+        ),
+        epochs: int = typer.Option(2, help="Passes over the training pairs."),
+        batch_size: int = typer.Option(4, help="Pairs per micro-batch and process."),
+        grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
+        max_length: int = typer.Option(
+            512, help="Max tokens of prompt + completion (prompt cut from the left)."
+        ),
+        warmup_ratio: float = typer.Option(0.1, help="Fraction of steps with linear learning-rate warmup."),
+        scheduler: str = typer.Option("cosine", help="Decay after warmup: cosine, linear or constant."),
+        weight_decay: float = typer.Option(0.0, help="AdamW weight decay."),
+        max_grad_norm: float = typer.Option(1.0, help="Gradient clipping norm."),
+        seed: int = typer.Option(
+            0, help="Seed for data order, initialisation of adapters and the eval split."
+        ),
+        label_smoothing: float = typer.Option(
+            0.0, help="Conservative DPO: assumed fraction of flipped labels."
+        ),
+        alpha: float = typer.Option(0.0, help="R-DPO weight of the length difference (tokens), loss rdpo."),
+        gamma: float = typer.Option(0.0, help="SimPO target reward margin, loss simpo."),
+        dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 autocast on GPU), fp32 or bf16."),
+        gradient_checkpointing: bool = typer.Option(False, help="Recompute activations to save memory."),
+        lora: bool = typer.Option(
+            False, help="Train LoRA adapters (peft) and merge them into the saved model."
+        ),
+        lora_r: int = typer.Option(16, help="LoRA rank."),
+        lora_alpha: int = typer.Option(32, help="LoRA alpha."),
+        eval_fraction: float = typer.Option(0.0, help="Fraction of prompts held out for DPO eval metrics."),
+        save_every_steps: int = typer.Option(50, help="Save resumable state every N steps (0 = never)."),
+        chat_template: bool | None = typer.Option(
+            None,
+            "--chat-template/--no-chat-template",
+            help="Default: as recorded by the preferences artifact.",
+        ),
+        shared_prefix: bool = typer.Option(
+            True, help="Run each prompt once for both completions (same log-probs, less compute)."
+        ),
+        force: bool = typer.Option(
+            False, "--force", help="Replace an existing output with other inputs/config."
+        ),
+        progress: bool = typer.Option(True, help="Show a progress bar."),
+    ) -> None:
+        """Train a policy on preference pairs with DPO (or a variant) and write a checkpoint artifact.
+
+        Rerunning the same command skips a finished run and resumes an interrupted one. Runs unchanged under
+        `accelerate launch` (see examples/accelerate/). Metrics go to OUT/metrics.jsonl and OUT/tensorboard/.
+        """
+        from prefkit.training import train
+
+        config = _config_from_options(
+            trainer=trainer,
+            policy=policy,
+            reference=reference,
+            loss=loss,
+            beta=beta,
+            learning_rate=learning_rate,
+            epochs=epochs,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            max_length=max_length,
+            warmup_ratio=warmup_ratio,
+            scheduler=scheduler,
+            weight_decay=weight_decay,
+            max_grad_norm=max_grad_norm,
+            seed=seed,
+            label_smoothing=label_smoothing,
+            alpha=alpha,
+            gamma=gamma,
+            dtype=dtype,
+            gradient_checkpointing=gradient_checkpointing,
+            lora=lora,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            eval_fraction=eval_fraction,
+            save_every_steps=save_every_steps,
+            use_chat_template=chat_template,
+            shared_prefix=shared_prefix,
+        )
+        artifact = train(preferences, out, config, force=force, progress=progress)
+        typer.echo(f"wrote {artifact.manifest.stage} artifact: {artifact.path}")
+        degenerate = artifact.manifest.extra.get("degenerate") or artifact.manifest.extra.get(
+            "degenerate_betas"
+        )
+        if degenerate:
+            typer.secho(f"warning: degenerate run(s): {degenerate}", fg="yellow", err=True)
+        if (artifact.path / "sweep.md").exists():
+            typer.echo((artifact.path / "sweep.md").read_text())
