@@ -11,6 +11,8 @@ from typing import Any
 import polars as pl
 import yaml
 
+from prefkit.sampling.card import size_category
+
 HISTOGRAM_FILE = "histograms.png"
 STAT_COLUMNS = ("score_chosen", "score_rejected", "len_chosen", "len_rejected")
 
@@ -76,7 +78,7 @@ def render_card(inputs: CardInputs) -> str:
         "license": inputs.license,
         "tags": ["prefkit", "preferences", "dpo"],
         "task_categories": ["text-generation"],
-        "size_categories": [_size_category(int(inputs.counts.get("pairs", 0)))],
+        "size_categories": [size_category(int(inputs.counts.get("pairs", 0)))],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data.parquet"}]}],
         "prefkit": {
             "stage": "preferences",
@@ -158,15 +160,3 @@ def _example_block(example: Mapping[str, Any] | None, rendered_prompt: str | Non
             "```",
         ]
     return block
-
-
-def _size_category(rows: int) -> str:
-    for limit, label in (
-        (1_000, "n<1K"),
-        (10_000, "1K<n<10K"),
-        (100_000, "10K<n<100K"),
-        (1_000_000, "100K<n<1M"),
-    ):
-        if rows < limit:
-            return label
-    return "n>1M"
