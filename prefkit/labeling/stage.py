@@ -25,6 +25,7 @@ from prefkit.labeling.candidates_reader import CandidateShard, check_candidates,
 from prefkit.labeling.card import HISTOGRAM_FILE, CardInputs, column_statistics, render_card, write_histograms
 from prefkit.labeling.pairing import STRATEGIES, make_pairs, row_rng
 from prefkit.labeling.registry import load_labeler
+from prefkit.models import EMBEDDED_ALIASES, cache_home
 from prefkit.records import PREFERENCES_SCHEMA, Artifact, open_artifact
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
@@ -261,7 +262,11 @@ def _card_inputs(
 def _rendered_prompt(source: Artifact, example: dict[str, Any] | None) -> str | None:
     """The example prompt through the sampling model's chat template, when that model is a local folder."""
     model = source.manifest.config.get("model")
-    if example is None or not isinstance(model, str) or not (Path(model) / "config.json").exists():
+    if example is None or not isinstance(model, str):
+        return None
+    if model.lower() in EMBEDDED_ALIASES:  # only if already converted: a card never triggers a conversion
+        model = str(cache_home() / "models" / EMBEDDED_ALIASES[model.lower()])
+    if not (Path(model) / "config.json").exists():
         return None
     from prefkit.chat import render_prompt
     from prefkit.models import load_tokenizer
