@@ -25,7 +25,8 @@ from prefkit.errors import ArtifactError
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "README.md"
-SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password")
+SECRET_KEYS = {"api_key", "apikey", "token", "access_token", "auth_token", "hf_token", "secret", "password", "authorization"}
+SECRET_SUFFIXES = ("_api_key", "_apikey", "_secret", "_password", "_access_token", "_auth_token")
 
 
 class Manifest(BaseModel):
@@ -47,14 +48,16 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+def is_secret_key(key: str) -> bool:
+    """Credential-like names (`api_key`, `hf_token`, `db_password`), not counts such as `max_tokens`."""
+    lowered = key.lower()
+    return lowered in SECRET_KEYS or lowered.endswith(SECRET_SUFFIXES)
+
+
 def redact_secrets(value: Any) -> Any:
-    """Drop any mapping key that looks like a credential, recursively (manifests and cards never hold secrets)."""
+    """Drop any mapping key that names a credential, recursively (manifests and cards never hold secrets)."""
     if isinstance(value, Mapping):
-        return {
-            key: redact_secrets(item)
-            for key, item in value.items()
-            if not any(marker in str(key).lower() for marker in SECRET_MARKERS)
-        }
+        return {key: redact_secrets(item) for key, item in value.items() if not is_secret_key(str(key))}
     if isinstance(value, list | tuple):
         return [redact_secrets(item) for item in value]
     return value

@@ -87,6 +87,15 @@ class EvalReport:
     evaluated: int
     reused: int
 
+    def rows(self, evaluator: str) -> list[dict[str, Any]]:
+        """One dict per subject with `subject`, `model` and that evaluator's metrics (prefix removed)."""
+        prefix = f"{evaluator}/"
+        rows = []
+        for row in self.leaderboard.to_dicts():
+            metrics = {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+            rows.append({"subject": row["subject"], "model": row["model"], **metrics})
+        return rows
+
 
 @dataclass(frozen=True)
 class SubjectResult:

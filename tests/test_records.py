@@ -68,7 +68,7 @@ def test_manifest_never_holds_secrets(tmp_path, prompts_file):
     run.finish()
     text = (tmp_path / "art" / "manifest.json").read_text()
     assert "sk-123" not in text and '"token"' not in text
-    assert json.loads(text)["config"]["nested"] == {"ok": 1}
+    assert json.loads(text)["config"]["nested"] == {"ok": 1, "max_tokens": 5}
 
 
 def test_open_artifact_rejects_wrong_stage(tmp_path, prompts_file):
