@@ -60,7 +60,7 @@ def test_manifest_never_holds_secrets(tmp_path, prompts_file):
     run = StageRun(
         tmp_path / "art",
         "prompts",
-        {"api_key": "sk-123", "nested": {"token": "t", "ok": 1}},
+        {"api_key": "sk-123", "nested": {"token": "t", "judge_api_key": "k", "ok": 1, "max_tokens": 5}},
         {"p": prompts_file},
     )
     run.open()
