@@ -156,6 +156,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="vLLM: skip CUDA graphs / compilation (default: on for cpu, off for cuda)",
     )
     parser.add_argument("--backends", default="transformers,vllm", help="comma-separated, run in this order")
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=None,
+        help="torch threads for the transformers side on CPU (default: torch's; vLLM's CPU worker picks its own, "
+        "1 on a 2-core machine; on a shared machine more threads than free cores is much slower)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path, default=None, help="also write the results as JSON here")
     return parser.parse_args(argv)
@@ -170,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     from prefkit.sampling.base import SamplingParams
     from prefkit.sampling.options import SamplerOptions
 
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     enforce_eager = args.enforce_eager if args.enforce_eager is not None else not device.startswith("cuda")
@@ -191,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"model {args.model} ({model}); device {device}, dtype {dtype}; {len(prompts)} prompts x n={args.n} "
         f"x {args.max_new_tokens} new tokens; torch {torch.__version__}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")
+        f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+        + (f", {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")
     )
 
     results: list[BackendResult] = []

@@ -87,10 +87,13 @@ class VLLMSampler:
     def close(self) -> None:
         """Shut the engine down so its memory (and worker processes) are released."""
         llm, self.llm = getattr(self, "llm", None), None
-        if llm is not None and hasattr(llm, "llm_engine"):
-            shutdown = getattr(llm.llm_engine, "shutdown", None)
+        engine = getattr(llm, "llm_engine", None)
+        # the engine core client owns the worker processes; its name has moved between vLLM versions
+        for owner in (engine, getattr(engine, "engine_core", None)):
+            shutdown = getattr(owner, "shutdown", None)
             if callable(shutdown):
                 shutdown()
+                return
 
 
 def engine_arguments(location: str, options: SamplerOptions) -> dict:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import urllib.error
 import urllib.request
 
 import pytest
 
-pytest.importorskip("vllm")
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed"),
+]
 
 
 def test_server_answers_chat_completions_through_the_openai_client(tiny_model_dir):

@@ -5,6 +5,8 @@ One engine serves the whole module (starting one takes ~30 s on CPU).
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from prefkit.chat import encode_prompt
@@ -15,8 +17,10 @@ from prefkit.sampling.options import SamplerOptions
 from prefkit.sampling.prompt_tokens import PromptTooLongError
 from prefkit.scoring import completion_logprobs_from_ids
 
-pytest.importorskip("vllm")
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed"),
+]
 
 PROMPTS = ["Write one sentence about a movie.", "Write one sentence about a book.", "The city was"]
 ENGINE_OPTIONS = SamplerOptions(dtype="float32", enforce_eager=True, max_model_len=512)
