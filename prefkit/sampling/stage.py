@@ -115,8 +115,6 @@ def sample(
     records = read_prompts(prompts_path)
     backend = resolve_backend(config.backend)
     fingerprinted = config.model_dump(exclude=set(NOT_FINGERPRINTED)) | {"backend": backend}
-    # StageRun drops keys that look like credentials ("token" matches max_new_tokens); keep the limit
-    fingerprinted["max_new_length"] = config.max_new_tokens
     inputs: dict[str, Path] = {"prompts": prompts_path}
     model_location = resolve_model(config.model)
     if (Path(model_location) / "manifest.json").exists():
@@ -217,7 +215,7 @@ def sampler_metadata(config: SampleConfig, backend: str, location: str, max_mode
         "n": config.n,
         "temperature": config.temperature,
         "top_p": config.top_p,
-        "max_new_length": config.max_new_tokens,  # in tokens; named so manifests keep it (see sample)
+        "max_new_tokens": config.max_new_tokens,
         "seed": config.seed,
         "stop": list(config.stop),
         "logprobs": config.logprobs,
