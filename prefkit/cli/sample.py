@@ -12,9 +12,10 @@ from rich.console import Console
 def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample_command(
-        prompts: Path = typer.Argument(
+        prompts: str = typer.Argument(
             ...,
-            help="Prompts file: JSONL/JSON/Parquet rows with 'prompt' (+ optional 'prompt_id', 'reference').",
+            help="Prompts file: JSONL/JSON/Parquet rows with 'prompt' (+ optional 'prompt_id', 'reference'), "
+            "or builtin:NAME for a shipped set (sentiment_train, sentiment_heldout, chatterbot_qa).",
         ),
         out: Path = typer.Option(
             ..., "--out", "-o", help="Artifact folder to write (rerun the same command to resume)."

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
+from prefkit.datasets import resolve_prompts
 from prefkit.errors import InputError
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.plugins import load_plugin
@@ -111,7 +112,7 @@ def sample(
     progress: bool = True,
 ) -> Artifact:
     """Sample `config.n` completions for every prompt and write a 'candidates' artifact to `out`."""
-    prompts_path, out = Path(prompts), Path(out)
+    prompts_path, out = resolve_prompts(prompts), Path(out)
     records = read_prompts(prompts_path)
     backend = resolve_backend(config.backend)
     fingerprinted = config.model_dump(exclude=set(NOT_FINGERPRINTED)) | {"backend": backend}
