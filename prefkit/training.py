@@ -190,9 +190,11 @@ class _Ranks:
     def __init__(self) -> None:
         self.state = None
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
             from accelerate import PartialState
 
-            self.state = PartialState()
+            # accelerate runs several CPU processes (gloo) only when told it is on CPU
+            self.state = PartialState(cpu=not torch.cuda.is_available())
 
     @property
     def is_main(self) -> bool:

@@ -45,7 +45,10 @@ class DPOTrainerPlugin:
         from accelerate import Accelerator
         from accelerate.utils import DistributedType, set_seed
 
-        accelerator = Accelerator(mixed_precision=mixed_precision(config.dtype))
+        # cpu=True when there is no GPU: accelerate only forms a multi-process CPU (gloo) group when told so
+        accelerator = Accelerator(
+            mixed_precision=mixed_precision(config.dtype), cpu=not torch.cuda.is_available()
+        )
         set_seed(config.seed)
         tokenizer = load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
         table = request.preferences.table()
