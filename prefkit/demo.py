@@ -76,11 +76,10 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
         "prompts": str(resolve_prompts(config.heldout_prompts)),
         "reference": base_model,
         "labeler": "vader",
-        "samples_per_prompt": config.eval_samples,
+        "n": config.eval_samples,
         "max_new_tokens": config.max_new_tokens,
         "temperature": config.temperature,
         "seed": config.seed + 1,
-        "backend": config.backend,
     }
     report = evaluate(
         [f"before={base_model}", f"after={checkpoint.path}"],
@@ -93,8 +92,7 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
 
 def report_rows(report) -> list[dict[str, Any]]:
     """The before/after rows from an EvalReport's leaderboard."""
-    rows = report.rows("reward-kl") if hasattr(report, "rows") else report.leaderboard.to_dicts()
-    return sorted(rows, key=lambda row: 0 if row.get("subject", row.get("name")) == "before" else 1)
+    return sorted(report.rows("reward-kl"), key=lambda row: 0 if row["subject"] == "before" else 1)
 
 
 def reward_gain(rows: list[dict[str, Any]]) -> tuple[float, float]:

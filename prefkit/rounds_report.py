@@ -28,14 +28,14 @@ def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, An
     """One row per round (round 0 = initial policy): eval metrics joined with pair statistics."""
     eval_rows = {}
     if report is not None:
-        for row in report.rows("reward-kl") if hasattr(report, "rows") else []:
-            eval_rows[str(row.get("subject"))] = row
+        for row in report.rows("reward-kl"):
+            eval_rows[str(row["subject"])] = row
     rows = []
     for index in range(0, finished_rounds + 1):
         name = f"round-{index:02d}"
         row: dict[str, Any] = {"round": index}
         metrics = eval_rows.get(name, {})
-        for key in ("reward_mean", "reward_se", "kl", "length_chars", "length_tokens"):
+        for key in ("reward_mean", "reward_se", "kl_mean", "kl_se", "length_chars", "length_tokens"):
             if key in metrics:
                 row[key] = metrics[key]
         if index > 0:

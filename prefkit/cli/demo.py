@@ -72,9 +72,9 @@ def print_table(rows: list[dict], seconds: float, out: Path) -> None:
         table.add_row(
             str(row.get("subject")),
             f"{row['reward_mean']:.3f} ± {row['reward_se']:.3f}",
-            f"{row['kl']:.2f}",
+            f"{row['kl_mean']:.2f} ± {row['kl_se']:.2f}",
             f"{row['length_chars']:.0f}",
-            str(row.get("num_samples", "")),
+            str(row.get("num_samples", row.get("n_samples", ""))),
         )
     console.print(table)
     gain, z = reward_gain(rows)
