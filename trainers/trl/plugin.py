@@ -146,9 +146,13 @@ class TRLTrainerPlugin:
             trained = trained.merge_and_unload()
         trained.save_pretrained(request.work_dir, safe_serialization=True)
         tokenizer.save_pretrained(request.work_dir)
-        history = [
-            trl_metrics_record(e) for e in trainer.state.log_history if "loss" in e or "eval_loss" in e
-        ]
+        history: list[dict[str, Any]] = []
+        for entry in trainer.state.log_history:
+            record = trl_metrics_record(entry)
+            if "eval/loss" in record and history and history[-1].get("step") == record.get("step"):
+                history[-1].update(record)  # an epoch's eval metrics join that step's record, as in `dpo`
+            elif "loss" in record or "eval/loss" in record:
+                history.append(record)
         with open(request.work_dir / METRICS_FILE, "w") as handle:
             handle.writelines(json.dumps(record) + "\n" for record in history)
         return TrainResult(
