@@ -43,8 +43,12 @@ class DPOTrainerPlugin:
                 f"unknown loss '{config.loss}' (choose from {', '.join(LOSS_NAMES)})", field="loss"
             )
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
         from accelerate.utils import DistributedType, set_seed
 
+        # an earlier trainer in this process (TRL, another dtype) may have fixed other options; the process
+        # group (PartialState) is kept
+        AcceleratorState._reset_state()
         # cpu=True when there is no GPU: accelerate only forms a multi-process CPU (gloo) group when told so
         accelerator = Accelerator(
             mixed_precision=mixed_precision(config.dtype), cpu=not torch.cuda.is_available()

@@ -58,8 +58,10 @@ class TRLTrainerPlugin:
         trl = require_module("trl", "pip install 'prefkit[trl]'")
         datasets = require_module("datasets", "pip install 'prefkit[trl]'")
         import torch
+        from accelerate.state import AcceleratorState
         from transformers.trainer_utils import get_last_checkpoint
 
+        AcceleratorState._reset_state()  # options of an earlier trainer in this process must not leak into TRL
         tokenizer = load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
         conversational = wants_chat_template(tokenizer, request.use_chat_template)
         table = request.preferences.table().to_dicts()
