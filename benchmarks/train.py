@@ -103,9 +103,8 @@ def peak_memory_mb(device: str) -> float:
 
 def run_ours(args) -> dict:
     from accelerate import Accelerator
-    from prefkit_trainers.dpo.logprobs import CompletionLogProbs, supports_shared_prefix
+    from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout, supports_shared_prefix
     from prefkit_trainers.dpo.loop import LoopConfig, LoopData, build_optimizer, build_scheduler, train_loop
-    from prefkit_trainers.dpo.plugin import disable_dropout
     from prefkit_trainers.dpo.reference import compute_reference_logprobs
 
     tokenizer, model, _, pairs, truncated = setup(args)

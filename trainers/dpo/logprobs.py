@@ -66,6 +66,13 @@ class CompletionLogProbs(nn.Module):
         return sums.index_add(0, batch.sequence_index, token_logprobs)
 
 
+def disable_dropout(model: nn.Module) -> None:
+    """DPO compares log-probs of the policy with cached reference values: dropout noise would bias both."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
 def supports_shared_prefix(causal_lm: nn.Module) -> bool:
     """Shared-prefix batches need a custom 4D mask: sdpa and eager attention take one, flash kernels do not."""
     implementation = getattr(getattr(causal_lm, "config", None), "_attn_implementation", None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 from prefkit_trainers.dpo.data import TokenizedPair, tokenize_pairs
-from prefkit_trainers.dpo.logprobs import CompletionLogProbs, supports_shared_prefix
+from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout, supports_shared_prefix
 from prefkit_trainers.dpo.loop import (
     LoopConfig,
     LoopData,
@@ -141,13 +141,6 @@ def mixed_precision(dtype: str) -> str:
     if dtype == "bf16" or (dtype == "auto" and torch.cuda.is_available()):
         return "bf16"
     return "no"
-
-
-def disable_dropout(model: torch.nn.Module) -> None:
-    """DPO compares log-probs of the policy with cached reference values: dropout noise would bias both."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
 
 
 def add_lora(model, rank: int, alpha: int, dropout: float):
