@@ -25,6 +25,7 @@ from pathlib import Path
 
 from prefkit.errors import DependencyError, ModelError
 from prefkit.models import resolve_model
+from prefkit.sampling.options import default_memory_utilization
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 15
@@ -42,7 +43,7 @@ class ServerOptions:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float | None = None
     distributed_executor_backend: str | None = None
     seed: int = 0
     api_key: str | None = None
@@ -72,7 +73,8 @@ def server_command(location: str, served_name: str, port: int, options: ServerOp
     command += ["--tensor-parallel-size", str(options.tensor_parallel_size)]
     command += ["--pipeline-parallel-size", str(options.pipeline_parallel_size)]
     command += ["--data-parallel-size", str(options.data_parallel_size)]
-    command += ["--gpu-memory-utilization", str(options.gpu_memory_utilization)]
+    utilization = options.gpu_memory_utilization or default_memory_utilization()
+    command += ["--gpu-memory-utilization", str(utilization)]
     if options.max_model_len:
         command += ["--max-model-len", str(options.max_model_len)]
     if options.enforce_eager:

@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
         ),
         gpu_memory_utilization: float | None = typer.Option(
             None,
-            help="vLLM: fraction of GPU memory for weights + KV cache; may change on resume. (default: 0.9)",
+            help="vLLM: fraction of GPU memory for weights + KV cache (on CPU: of CPU memory); may change on resume. "
+            "(default: 0.9 on GPU, 80% of the free share on CPU)",
         ),
         max_model_len: int | None = typer.Option(
             None, help="Longest prompt + completion in tokens. (default: the model's context length)"

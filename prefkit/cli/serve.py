@@ -30,8 +30,10 @@ def register(app: typer.Typer) -> None:
         data_parallel_size: int = typer.Option(
             1, help="Model replicas behind the one endpoint (vLLM balances requests)."
         ),
-        gpu_memory_utilization: float = typer.Option(
-            0.9, help="Fraction of GPU memory for weights + KV cache."
+        gpu_memory_utilization: float | None = typer.Option(
+            None,
+            help="Fraction of GPU memory for weights + KV cache (on CPU: of CPU memory). "
+            "(default: 0.9 on GPU, 80% of the free share on CPU)",
         ),
         distributed_executor_backend: str | None = typer.Option(
             None, help="'mp' (one node) or 'ray' (several nodes; start a Ray cluster first)."

@@ -32,8 +32,21 @@ class SamplerOptions:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float | None = None
     max_model_len: int | None = None
     enforce_eager: bool = False
     distributed_executor_backend: str | None = None
     seed: int = 0
+
+
+def default_memory_utilization() -> float:
+    """vLLM's memory fraction when the user sets none: 0.9 of a GPU; on CPU (where the same flag reserves
+    CPU memory and start-up fails if that much is not free) 80 % of the currently free share."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 0.9
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return round(max(0.05, min(0.9, 0.8 * memory.available / memory.total)), 2)

@@ -60,7 +60,7 @@ class SampleConfig(BaseModel):
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
     data_parallel_size: int = Field(1, ge=1)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=2)
     enforce_eager: bool = False
     distributed_executor_backend: str | None = None

@@ -14,7 +14,7 @@ from pathlib import Path
 from prefkit.errors import ConfigError, DependencyError, ModelError
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.sampling.base import Completion, SamplingParams
-from prefkit.sampling.options import SamplerOptions
+from prefkit.sampling.options import SamplerOptions, default_memory_utilization
 from prefkit.sampling.prompt_tokens import derive_seed, encode_prompts
 
 VLLM_INSTALL_HINT = (
@@ -106,7 +106,7 @@ def engine_arguments(location: str, options: SamplerOptions) -> dict:
         "trust_remote_code": options.trust_remote_code,
         "tensor_parallel_size": options.tensor_parallel_size,
         "pipeline_parallel_size": options.pipeline_parallel_size,
-        "gpu_memory_utilization": options.gpu_memory_utilization,
+        "gpu_memory_utilization": options.gpu_memory_utilization or default_memory_utilization(),
         "enforce_eager": options.enforce_eager,
     }
     if options.max_model_len:

@@ -11,6 +11,11 @@ from __future__ import annotations
 import torch
 from prefkit_trainers.dpo.data import PairBatch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+# completion tokens per LM-head chunk: [chunk, vocab] float32 logits are the largest activation of a
+# small model (49k vocab: 2048 tokens = 400 MB), so only one chunk is alive, recomputed in backward
+HEAD_CHUNK_TOKENS = 2048
 
 # configs that rescale or cap logits after the LM head; those models take the plain (full-logits) path
 LOGIT_TRANSFORMS = (
@@ -47,7 +52,7 @@ class CompletionLogProbs(nn.Module):
                 use_cache=False,
             ).last_hidden_state
             selected = hidden[batch.source_rows, batch.source_cols]
-            logits = model.get_output_embeddings()(selected).float()
+            token_logprobs = chunked_head_logprobs(model.get_output_embeddings(), selected, batch.target_ids)
         else:
             logits = (
                 self.lm(
@@ -59,11 +64,33 @@ class CompletionLogProbs(nn.Module):
                 .logits[batch.source_rows, batch.source_cols]
                 .float()
             )
-        token_logprobs = logits.gather(1, batch.target_ids.unsqueeze(1)).squeeze(1) - torch.logsumexp(
-            logits, dim=1
-        )
+            token_logprobs = target_logprobs(logits, batch.target_ids)
         sums = torch.zeros(2 * batch.num_pairs, dtype=token_logprobs.dtype, device=token_logprobs.device)
         return sums.index_add(0, batch.sequence_index, token_logprobs)
+
+
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] per row, without materialising the full log_softmax."""
+    return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=1)
+
+
+def head_token_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return target_logprobs(head(hidden).float(), targets)
+
+
+def chunked_head_logprobs(
+    head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int = HEAD_CHUNK_TOKENS
+) -> torch.Tensor:
+    """Per-token log-probs through the LM head in chunks; under autograd each chunk's logits are
+    recomputed in backward instead of kept from forward (same values, one chunk alive at a time)."""
+    recompute = torch.is_grad_enabled() and hidden.requires_grad
+    pieces = [
+        checkpoint(head_token_logprobs, head, h, t, use_reentrant=False)
+        if recompute
+        else head_token_logprobs(head, h, t)
+        for h, t in zip(hidden.split(chunk), targets.split(chunk), strict=True)
+    ]
+    return torch.cat(pieces)
 
 
 def disable_dropout(model: nn.Module) -> None:
