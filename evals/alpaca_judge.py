@@ -144,18 +144,12 @@ def client_kwargs(judge: JudgeConfig) -> dict[str, Any]:
     return kwargs
 
 
-def check_judge(judge: JudgeConfig) -> None:
-    """One probe request before judging hundreds: the server answers, and with top log-probs."""
+@contextlib.contextmanager
+def judge_errors(judge: JudgeConfig) -> Iterator[None]:
+    """Turn the openai client's connection, key and HTTP errors into one clear JudgeError line."""
     openai = require_module("openai", "pip install openai")
-    client = openai.OpenAI(**client_kwargs(judge))
     try:
-        response = client.chat.completions.create(
-            model=judge.model,
-            messages=[{"role": "user", "content": "Answer with one letter: m or M."}],
-            max_tokens=1,
-            logprobs=True,
-            top_logprobs=5,
-        )
+        yield
     except openai.APIConnectionError as error:
         raise JudgeError(
             f"the judge server at {judge.base_url} is unreachable ({error.__class__.__name__}: {error})",
@@ -171,6 +165,20 @@ def check_judge(judge: JudgeConfig) -> None:
             f"the judge at {judge.base_url} answered HTTP {error.status_code}: {_short(error.message)}",
             hint="check judge_model and that the server supports logprobs/top_logprobs",
         ) from None
+
+
+def check_judge(judge: JudgeConfig) -> None:
+    """One probe request before judging hundreds: the server answers, and with top log-probs."""
+    openai = require_module("openai", "pip install openai")
+    client = openai.OpenAI(**client_kwargs(judge))
+    with judge_errors(judge):
+        response = client.chat.completions.create(
+            model=judge.model,
+            messages=[{"role": "user", "content": "Answer with one letter: m or M."}],
+            max_tokens=1,
+            logprobs=True,
+            top_logprobs=5,
+        )
     choice = response.choices[0] if response.choices else None
     content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
     if not content or not content[0].top_logprobs:
@@ -197,7 +205,7 @@ def run_judge(
     `probe` sends one request first (see `check_judge`); pass False when the caller already checked.
     """
     main, glm = import_alpaca_eval()
-    openai = require_module("openai", "pip install openai")
+    require_module("openai", "pip install openai")
     template = Path(main.__file__).parent / PROMPT_TEMPLATE
     if not template.exists():
         raise DependencyError("the installed alpaca_eval has no judge prompt template", file=template)
@@ -214,36 +222,20 @@ def run_judge(
         config_path = Path(tmp) / ANNOTATOR_NAME / "configs.yaml"
         config_path.parent.mkdir()
         config_path.write_text(yaml.safe_dump(annotator_config(judge, client_path, template)))
-        try:
-            with local_gamed_csv(glm, gamed_csv), quiet_logging():
-                leaderboard, annotations = main.evaluate(
-                    model_outputs=model_outputs,
-                    reference_outputs=baseline_outputs,
-                    annotators_config=str(config_path),
-                    name=name,
-                    output_path=None,
-                    precomputed_leaderboard=None,
-                    is_return_instead_of_print=True,
-                    fn_metric=fn_metric,
-                    metric_kwargs=metric_kwargs,
-                    caching_path=None,
-                    sort_by="win_rate",
-                )
-        except openai.APIConnectionError as error:
-            raise JudgeError(
-                f"the judge server at {judge.base_url} is unreachable ({error.__class__.__name__}: {error})",
-                field="judge_base_url",
-                hint="start an OpenAI-compatible server (e.g. vLLM) or fix judge_base_url",
-            ) from None
-        except openai.AuthenticationError:
-            raise JudgeError(
-                f"the judge at {judge.base_url} rejected the API key", hint=f"set ${judge.api_key_env}"
-            ) from None
-        except openai.APIStatusError as error:
-            raise JudgeError(
-                f"the judge at {judge.base_url} answered HTTP {error.status_code}: {_short(error.message)}",
-                hint="check judge_model and that the server supports logprobs/top_logprobs",
-            ) from None
+        with judge_errors(judge), local_gamed_csv(glm, gamed_csv), quiet_logging():
+            leaderboard, annotations = main.evaluate(
+                model_outputs=model_outputs,
+                reference_outputs=baseline_outputs,
+                annotators_config=str(config_path),
+                name=name,
+                output_path=None,
+                precomputed_leaderboard=None,
+                is_return_instead_of_print=True,
+                fn_metric=fn_metric,
+                metric_kwargs=metric_kwargs,
+                caching_path=None,
+                sort_by="win_rate",
+            )
     rows = (
         [_clean(row) for row in annotations.to_dict(orient="records")]
         if hasattr(annotations, "to_dict")

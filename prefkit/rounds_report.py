@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from prefkit.artifacts import atomic_write_parquet, atomic_write_text
+from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
 
 
 def pair_statistics(preferences_dir: Path) -> dict[str, float]:
@@ -16,10 +16,11 @@ def pair_statistics(preferences_dir: Path) -> dict[str, float]:
     frame = pl.read_parquet(preferences_dir / "data.parquet")
     if frame.height == 0:
         return {"pairs": 0}
+    unit = read_manifest(preferences_dir).extra.get("length_unit", "tokens")
     return {
         "pairs": frame.height,
-        "len_chosen": float(frame["len_chosen"].mean()),
-        "len_rejected": float(frame["len_rejected"].mean()),
+        f"len_chosen_{unit}": float(frame["len_chosen"].mean()),
+        f"len_rejected_{unit}": float(frame["len_rejected"].mean()),
         "score_margin": float((frame["score_chosen"] - frame["score_rejected"]).mean()),
     }
 
@@ -54,7 +55,7 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
         f"# {config.name}: {finished_rounds} of {config.rounds} rounds",
         "",
         f"policy `{config.policy}`, reference `{config.reference}`, length penalty "
-        f"{config.label.get('length_penalty', 0.0)} per {config.label.get('length_unit', 'token')}, "
+        f"{config.label.get('length_penalty', 0.0)} per {config.label.get('length_unit', 'tokens').rstrip('s')}, "
         f"R-DPO alpha {config.train.get('alpha', 0.0)}",
         "",
         markdown_table(rows),
