@@ -13,6 +13,8 @@ import polars as pl
 REWARD = "reward-kl/reward_mean"
 REWARD_SE = "reward-kl/reward_se"
 KL = "reward-kl/kl_mean"
+BEST_OF_REWARD = "reward-kl/best_of_n_reward_mean"
+BEST_OF_KL = "reward-kl/best_of_n_kl"
 KL_SE = "reward-kl/kl_se"
 LENGTH_METRICS = ("length_chars", "avg_length")
 
@@ -76,12 +78,23 @@ def plot_reward_vs_kl(frame: pl.DataFrame, folder: Path) -> Path | None:
         axes.annotate(
             str(row["subject"]), (kl, reward), textcoords="offset points", xytext=(4, 4), fontsize=8
         )
+    # Best-of-N is a baseline of the reference itself: only the subject with zero KL to it has one here
+    best_of = [r for r in rows if _number(r.get(BEST_OF_REWARD)) is not None and float(r[KL]) == 0.0]
+    if best_of:
+        axes.scatter(
+            [float(r[BEST_OF_KL]) for r in best_of],
+            [float(r[BEST_OF_REWARD]) for r in best_of],
+            marker="s",
+            color="tab:orange",
+            label="best-of-N of the reference (analytic KL bound)",
+        )
     best = frontier(points)
     if len(best) > 1:
         axes.plot(
             [points[i][0] for i in best], [points[i][1] for i in best], "--", color="gray", label="frontier"
         )
-        axes.legend(loc="lower right")
+    if len(best) > 1 or best_of:
+        axes.legend(loc="lower right", fontsize=8)
     axes.set_xlabel("sequence KL(π || π_ref) (nats)")
     axes.set_ylabel("mean reward (± SE over prompts)")
     axes.set_title("Reward vs KL")

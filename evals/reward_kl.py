@@ -61,6 +61,7 @@ class RewardKLEvaluator:
         batch_size: int = 8,
         dtype: str = "float32",
         use_chat_template: bool | None = None,
+        best_of: int | None = None,
     ) -> None:
         if not prompts:
             raise ConfigError(
@@ -68,6 +69,9 @@ class RewardKLEvaluator:
             )
         if max_prompts is not None and int(max_prompts) < 1:
             raise ConfigError(f"must be at least 1, got {max_prompts}", field="max_prompts")
+        if best_of is not None and (int(best_of) < 2 or int(n) % int(best_of)):
+            raise ConfigError(f"must be >= 2 and divide n={n}, got {best_of}", field="best_of")
+        self.best_of = int(best_of) if best_of is not None else None
         self.prompts_path = Path(prompts)
         self.generation = GenerationConfig(
             n=int(n),
@@ -97,6 +101,8 @@ class RewardKLEvaluator:
         reference_logprobs = self._reference_logprobs(prompts, samples, tokenizer) if with_reference else None
         write_samples(work_dir / SAMPLES_FILE, records, samples, rewards, reference_logprobs)
         metrics = summarize(samples, rewards, reference_logprobs)
+        if self.best_of:
+            metrics.update(best_of_n_metrics(rewards, self.best_of))
         metrics.update(
             labeler=self.labeler, labeler_source=scorer.source, reference=self.reference or subject.model
         )
@@ -140,6 +146,23 @@ def summarize(
     ]
     metrics["kl_mean"], metrics["kl_se"] = mean_and_standard_error(ratios)
     return metrics
+
+
+def best_of_n_metrics(rewards: list[list[float]], best_of: int) -> dict[str, float]:
+    """The Best-of-N baseline from the same samples: each prompt's samples split into groups of N, the best
+    reward of each group kept; KL is the analytic bound log N - (N - 1) / N of Best-of-N against the
+    sampling policy (Stiennon et al. 2020; Beirami et al. 2024)."""
+    per_prompt = []
+    for group in rewards:
+        maxima = [max(group[start : start + best_of]) for start in range(0, len(group), best_of)]
+        per_prompt.append(statistics.fmean(maxima))
+    mean, se = mean_and_standard_error(per_prompt)
+    return {
+        "best_of_n": best_of,
+        "best_of_n_reward_mean": mean,
+        "best_of_n_reward_se": se,
+        "best_of_n_kl": math.log(best_of) - (best_of - 1) / best_of,
+    }
 
 
 def write_samples(path: Path, records, samples, rewards, reference_logprobs) -> None:
