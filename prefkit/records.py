@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from prefkit.artifacts import DATA_FILE, MANIFEST_FILE, Manifest, read_manifest
+from prefkit.datasets import resolve_prompts
 from prefkit.errors import ArtifactError, InputError
 
 PROMPTS_SCHEMA: dict[str, pl.DataType] = {"prompt_id": pl.String(), "prompt": pl.String()}
@@ -105,8 +106,8 @@ def check_columns(actual: dict[str, pl.DataType], expected: dict[str, pl.DataTyp
 
 # -- prompt files ---------------------------------------------------------------------------------
 def read_prompts(path: str | Path) -> list[PromptRecord]:
-    """Read prompts from JSONL, JSON (a list), Parquet, or a prompts artifact; every row is validated."""
-    path = Path(path)
+    """Read prompts from JSONL, JSON (a list), Parquet, a prompts artifact or `builtin:NAME`; rows are validated."""
+    path = resolve_prompts(path)
     if not path.exists():
         raise InputError("file not found", file=path)
     if path.is_dir():
