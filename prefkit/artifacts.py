@@ -25,7 +25,17 @@ from prefkit.errors import ArtifactError
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 CARD_FILE = "README.md"
-SECRET_KEYS = {"api_key", "apikey", "token", "access_token", "auth_token", "hf_token", "secret", "password", "authorization"}
+SECRET_KEYS = {
+    "api_key",
+    "apikey",
+    "token",
+    "access_token",
+    "auth_token",
+    "hf_token",
+    "secret",
+    "password",
+    "authorization",
+}
 SECRET_SUFFIXES = ("_api_key", "_apikey", "_secret", "_password", "_access_token", "_auth_token")
 
 

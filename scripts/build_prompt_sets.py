@@ -62,7 +62,9 @@ def chatterbot_pairs() -> list[dict]:
             if not question or not answer or question.lower() in seen:
                 continue
             seen.add(question.lower())
-            rows.append({"prompt_id": f"cb-{file.stem}-{len(rows):04d}", "prompt": question, "reference": answer})
+            rows.append(
+                {"prompt_id": f"cb-{file.stem}-{len(rows):04d}", "prompt": question, "reference": answer}
+            )
     return rows
 
 

@@ -21,7 +21,9 @@ def test_loads_shipped_example_configs():
 def test_overrides_reach_nested_sections(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("name: x\nrounds: 2\nlabel:\n  labeler: vader\n")
-    config = load_iterate_config(path, parse_overrides(["rounds=4", "label.length_penalty=0.5", "train.beta=[0.1, 0.2]"]))
+    config = load_iterate_config(
+        path, parse_overrides(["rounds=4", "label.length_penalty=0.5", "train.beta=[0.1, 0.2]"])
+    )
     assert config.rounds == 4
     assert config.label == {"labeler": "vader", "length_penalty": 0.5}
     assert config.train["beta"] == [0.1, 0.2]
