@@ -109,18 +109,12 @@ def plot_win_rates(frame: pl.DataFrame, folder: Path) -> Path | None:
         return None
     from prefkit_evals.leaderboard import standard_error_column
 
-    plt = _pyplot()
-    subjects = [str(s) for s in frame["subject"]]
-    figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(subjects) * len(series)), 4.5))
-    width = 0.8 / len(series)
-    for index, column in enumerate(series):
+    errors = {}
+    for column in series:
         se_column = standard_error_column(frame, column)
-        values = [_number(v) or 0.0 for v in frame[column]]
-        errors = [_number(v) or 0.0 for v in frame[se_column]] if se_column else None
-        positions = [i + (index - (len(series) - 1) / 2) * width for i in range(len(subjects))]
-        axes.bar(positions, values, width, yerr=errors, capsize=3, label=column)
+        errors[column] = [_number(v) or 0.0 for v in frame[se_column]] if se_column else None
+    figure, axes = _grouped_bars(frame, series, errors)
     axes.axhline(50, color="gray", linewidth=0.8, linestyle=":")
-    axes.set_xticks(range(len(subjects)), subjects, rotation=20, ha="right")
     axes.set_ylabel("win rate (%) ± SE")
     axes.set_title("Win rate per checkpoint")
     axes.legend(fontsize=8)
@@ -133,18 +127,25 @@ def plot_lengths(frame: pl.DataFrame, folder: Path) -> Path | None:
     series = [c for c in series if any(_number(v) is not None for v in frame[c])]
     if not series:
         return None
+    figure, axes = _grouped_bars(frame, series, errors={})
+    axes.set_ylabel("average length (characters)")
+    axes.set_title("Completion length per checkpoint")
+    axes.legend(fontsize=8)
+    return _save(figure, folder / "lengths.png")
+
+
+def _grouped_bars(frame: pl.DataFrame, series: list[str], errors: dict[str, list[float] | None]):
+    """One bar group per subject, one bar per series (with error bars where given); x ticks = subjects."""
     plt = _pyplot()
     subjects = [str(s) for s in frame["subject"]]
     figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(subjects) * len(series)), 4.5))
     width = 0.8 / len(series)
     for index, column in enumerate(series):
         positions = [i + (index - (len(series) - 1) / 2) * width for i in range(len(subjects))]
-        axes.bar(positions, [_number(v) or 0.0 for v in frame[column]], width, label=column)
+        values = [_number(v) or 0.0 for v in frame[column]]
+        axes.bar(positions, values, width, yerr=errors.get(column), capsize=3, label=column)
     axes.set_xticks(range(len(subjects)), subjects, rotation=20, ha="right")
-    axes.set_ylabel("average length (characters)")
-    axes.set_title("Completion length per checkpoint")
-    axes.legend(fontsize=8)
-    return _save(figure, folder / "lengths.png")
+    return figure, axes
 
 
 def _number(value) -> float | None:
