@@ -126,6 +126,11 @@ def engine_arguments(location: str, options: SamplerOptions) -> dict:
         # on CPU, compiled graphs start slowly and break seeded sampling ("CPU Generator does not use offset")
         "enforce_eager": options.enforce_eager or not cuda_available(),
     }
+    if not cuda_available():
+        # A prompt split across steps by chunked prefill gets a sampled token that is thrown away, and
+        # vLLM then rewinds the request's seeded generator, which a CPU torch.Generator cannot do (the
+        # same "does not use offset" error, once a batch's prompts exceed max_num_batched_tokens).
+        arguments["enable_chunked_prefill"] = False
     if options.max_model_len:
         arguments["max_model_len"] = options.max_model_len
     if options.distributed_executor_backend:

@@ -126,3 +126,11 @@ def test_unsupported_head_size_on_cpu_fails_fast(tmp_path):
     model_dir = build_tiny_llama(tmp_path / "head16", hidden_size=64, num_heads=4)  # head_dim 16
     with pytest.raises(ModelError, match="head size 16"):
         VLLMSampler(str(model_dir), ENGINE_OPTIONS)
+
+
+def test_seeded_batch_larger_than_one_step_completes(vllm_sampler):
+    # more prompt tokens than one engine step takes: with chunked prefill, vLLM rewinds the split
+    # request's seeded generator, which fails on CPU ("CPU Generator does not use offset")
+    prompts = [f"Write a long and careful paragraph about topic number {i}. " * 6 for i in range(200)]
+    rows = vllm_sampler.generate(prompts, SamplingParams(n=2, max_new_tokens=2, seed=5))
+    assert [len(row) for row in rows] == [2] * len(prompts)
