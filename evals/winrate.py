@@ -109,13 +109,18 @@ class WinRateEvaluator:
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Generate the subject's answers, judge them against the references, and summarise."""
         items = load_references(self.references)[: self.max_prompts]
-        outputs = generate_answers(
-            subject.model, [item.prompt for item in items], self.generation, self.dtype, self.seed
-        )
+        outputs = self.answer(subject.model, [item.prompt for item in items])
         return self.judge_outputs(items, outputs, Path(work_dir))
 
+    def answer(self, model: str, prompts: list[str]) -> list[str]:
+        """One answer per prompt from `model` with this evaluator's generation settings."""
+        return generate_answers(model, prompts, self.generation, self.dtype, self.seed)
+
     def judge_outputs(self, items: list[ReferenceItem], outputs: list[str], work_dir: Path) -> dict[str, Any]:
-        """Judge given outputs against the references (split out so outputs from anywhere can be judged)."""
+        """Judge given outputs against the references (split out so outputs from anywhere can be judged).
+
+        `items` need `prompt_id`, `prompt` and `reference` attributes (a ReferenceItem or a PromptRecord).
+        """
         comparisons = [
             (item.prompt, output, item.reference) for item, output in zip(items, outputs, strict=True)
         ]

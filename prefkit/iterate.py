@@ -19,10 +19,11 @@ from pydantic import BaseModel, Field, ValidationError
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError
+from prefkit.round_winrates import build_judge, round_winrates
 
 RUN_CONFIG_FILE = "iterate.json"
 # fields that do not change what a finished round trained on: more rounds, other evaluations
-EXTENSIBLE_FIELDS = {"rounds", "evaluators", "eval_options", "heldout_prompts"}
+EXTENSIBLE_FIELDS = {"rounds", "evaluators", "eval_options", "heldout_prompts", "round_winrate"}
 
 
 class IterateConfig(BaseModel):
@@ -42,6 +43,9 @@ class IterateConfig(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
     eval_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # options of the `winrate` evaluator (judge_model, judge_base_url, ...): when set, each round's
+    # held-out answers are judged against the previous round's and the initial policy's
+    round_winrate: dict[str, Any] | None = None
 
 
 def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = None) -> IterateConfig:
@@ -191,6 +195,8 @@ def iterate(
     run_dir = Path(run_dir)
     if new_run:
         run_dir = next_free_run_dir(run_dir)
+    if config.round_winrate is not None:
+        build_judge(config.round_winrate)  # option typos fail before any work
     check_run_config(run_dir, config)
     initial = resolve_model(config.policy)
     for round_index in range(1, config.rounds + 1):
@@ -198,5 +204,17 @@ def iterate(
         report = (
             evaluate_rounds(config, run_dir, initial, round_index, progress) if config.evaluators else None
         )
+        if config.round_winrate is not None:
+            judge_rounds(config, run_dir, initial, round_index)
         write_run_report(run_dir, config, report, round_index)
     return run_dir
+
+
+def judge_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int) -> None:
+    """Win rates of every finished round vs its previous round and vs round 0 (answers and verdicts are cached)."""
+    models = {0: initial} | {
+        k: str(round_dir(run_dir, k) / "checkpoint") for k in range(1, finished_rounds + 1)
+    }
+    prompts = config.heldout_prompts or config.prompts
+    for round_index in range(1, finished_rounds + 1):
+        round_winrates(run_dir, round_index, models, prompts, config.round_winrate or {})

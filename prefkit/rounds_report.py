@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.round_winrates import OPPONENTS, read_round_winrates
 
 
 def pair_statistics(preferences_dir: Path) -> dict[str, float]:
@@ -41,6 +42,7 @@ def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, An
                 row[key] = metrics[key]
         if index > 0:
             row.update(pair_statistics(run_dir / name / "preferences"))
+            row.update(read_round_winrates(run_dir, index))
         rows.append(row)
     return rows
 
@@ -84,13 +86,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_runs(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
-    """Reward (with standard errors) and mean length per round, one line per run."""
+    """Reward (with standard errors) and mean length per round, one line per run; judge win rates when present."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (reward_axis, length_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    judged = any(column in row for rows in runs.values() for row in rows for column in OPPONENTS.values())
+    figure, axes = plt.subplots(1, 3 if judged else 2, figsize=(15 if judged else 10, 4))
+    reward_axis, length_axis = axes[0], axes[1]
     for name, rows in runs.items():
         rounds = [row["round"] for row in rows if "reward_mean" in row]
         if rounds:
@@ -99,16 +103,42 @@ def plot_runs(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
             lengths = [row.get("length_chars", float("nan")) for row in rows if "reward_mean" in row]
             reward_axis.errorbar(rounds, rewards, yerr=errors, marker="o", capsize=3, label=name)
             length_axis.plot(rounds, lengths, marker="o", label=name)
+        if judged:
+            plot_win_rates(axes[2], name, rows)
     reward_axis.set(xlabel="round", ylabel="held-out reward", title="reward per round")
     length_axis.set(xlabel="round", ylabel="mean length (characters)", title="length per round")
-    for axis in (reward_axis, length_axis):
+    if judged:
+        axes[2].axhline(0.5, color="grey", linewidth=0.8)
+        axes[2].set(xlabel="round", ylabel="judge win rate", title="win rate vs previous / initial round")
+    for axis in axes:
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
     figure.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     figure.savefig(tmp, dpi=110)
     plt.close(figure)
     tmp.replace(path)
+
+
+def plot_win_rates(axis, name: str, rows: list[dict[str, Any]]) -> None:
+    """Win rate vs the previous round (solid) and vs round 0 (dashed), with bootstrap intervals."""
+    for opponent, column in OPPONENTS.items():
+        judged = [row for row in rows if column in row]
+        if not judged:
+            continue
+        rates = [row[column] for row in judged]
+        below = [row[column] - row[f"{column}_low"] for row in judged]
+        above = [row[f"{column}_high"] - row[column] for row in judged]
+        axis.errorbar(
+            [row["round"] for row in judged],
+            rates,
+            yerr=[below, above],
+            marker="o",
+            capsize=3,
+            linestyle="-" if opponent == "previous" else "--",
+            label=f"{name} vs {opponent}",
+        )
 
 
 def compare_runs(run_dirs: list[Path], out: Path) -> Path:

@@ -9,6 +9,8 @@ import pytest
 
 from prefkit.errors import ConfigError
 from prefkit.iterate import IterateConfig, iterate
+from prefkit.judge.fake_server import FakeJudgeServer
+from tests.judge.fakes import between, fast_judge_options
 
 
 def tiny_run_config(model: str, prompts: str, **changes) -> IterateConfig:
@@ -62,3 +64,70 @@ def test_unknown_stage_option_fails_before_any_work(tiny_model_dir, prompts_file
     with pytest.raises(ConfigError, match="sample.temprature"):
         iterate(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "round-01").exists()
+
+
+def longer_wins(messages: list[dict]) -> str:
+    """A dpo_helpfulness judge that prefers the longer response (A when equally long)."""
+    text = messages[-1]["content"]
+    a = between(text, "Response A:\n", "\n\nResponse B:")
+    b = between(text, "Response B:\n", "\n\nFIRST")
+    return f"Comparison: length.\nMore helpful: {'A' if len(a) >= len(b) else 'B'}"
+
+
+def expected_outcome(record: dict) -> str:
+    output, reference = record["output"], record["reference"]
+    first, second = (output, reference) if record["output_shown_first"] else (reference, output)
+    output_wins = (len(first) >= len(second)) == record["output_shown_first"]
+    return "win" if output_wins else "loss"
+
+
+def stored_answers(run_dir, round_index: int) -> dict[str, str]:
+    (path,) = (run_dir / "winrate" / "answers").glob(f"round-{round_index:02d}-*.jsonl")
+    return {row["prompt_id"]: row["answer"] for row in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.mark.slow
+def test_round_win_rates_against_previous_and_initial_round(tiny_model_dir, prompts_file, tmp_path):
+    with FakeJudgeServer(longer_wins) as server:
+        judge = fast_judge_options(tmp_path)
+        round_winrate = {
+            "judge_model": judge["model"],
+            "judge_base_url": server.base_url,
+            "judge_cache_path": judge["cache_path"],
+            "max_new_tokens": 8,
+        }
+        config = tiny_run_config(
+            str(tiny_model_dir), str(prompts_file), evaluators=[], round_winrate=round_winrate
+        )
+        run_dir = iterate(config, tmp_path / "run", progress=False)
+        requests = server.requests
+        answer_files = sorted((run_dir / "winrate" / "answers").iterdir())
+        stamps = [path.stat().st_mtime_ns for path in answer_files]
+        iterate(config, run_dir, progress=False)  # resumed: answers and verdicts come from the caches
+        assert server.requests == requests
+        assert [path.stat().st_mtime_ns for path in answer_files] == stamps
+
+    answers = {k: stored_answers(run_dir, k) for k in (0, 1, 2)}
+    report = pl.read_parquet(run_dir / "report.parquet").to_dicts()
+    for round_index, opponent, column in ((2, 1, "win_vs_previous"), (2, 0, "win_vs_initial")):
+        folder = run_dir / "winrate" / f"round-{round_index:02d}-vs-round-{opponent:02d}"
+        records = [
+            json.loads(line) for line in (folder / "winrate_judgements.jsonl").read_text().splitlines()
+        ]
+        assert len(records) == len(answers[0])
+        for record in records:  # each answer was judged against the right round's answer to the same prompt
+            assert record["output"] == answers[round_index][record["prompt_id"]]
+            assert record["reference"] == answers[opponent][record["prompt_id"]]
+            assert record["outcome"] == expected_outcome(record)
+        wins = sum(record["outcome"] == "win" for record in records) / len(records)
+        assert report[round_index][column] == pytest.approx(wins)
+        assert report[round_index][f"{column}_low"] <= wins <= report[round_index][f"{column}_high"]
+    assert report[1]["win_vs_previous"] == report[1]["win_vs_initial"]  # round 1's previous round is round 0
+    assert "win_vs_initial" in (run_dir / "report.md").read_text()
+
+
+def test_round_winrate_option_typo_fails_before_any_work(tiny_model_dir, prompts_file, tmp_path):
+    config = tiny_run_config(str(tiny_model_dir), str(prompts_file), round_winrate={"judge_modle": "x"})
+    with pytest.raises(ConfigError, match="round_winrate"):
+        iterate(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,112 @@
+"""Judge win rates across the rounds of an iterative run: round k against round k-1 and round 0.
+
+Each round's policy answers the held-out prompts once (the `winrate` evaluator's generation settings:
+greedy by default), and the answers are kept under `<run>/winrate/answers/` keyed by a hash of the
+model's content and the generation settings, so a resumed or extended run never generates twice.
+A judge then compares round k's answers with round k-1's ("vs previous") and with the initial
+policy's ("vs initial"); both use the `winrate` evaluator's judge client, order randomisation, ties
+counted as half, and its bootstrap interval. Judgements land in `<run>/winrate/round-KK-vs-round-JJ/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefkit.artifacts import atomic_write_text, content_hash
+from prefkit.errors import ConfigError
+from prefkit.plugins import load_plugin
+from prefkit.records import PromptRecord, read_prompts
+
+WINRATE_DIR = "winrate"
+# round-report columns (win rate of round k, and its bootstrap interval) per opponent
+OPPONENTS = {"previous": "win_vs_previous", "initial": "win_vs_initial"}
+
+
+def build_judge(options: dict[str, Any]):
+    """The `winrate` evaluator configured from the run's `round_winrate` section (errors name the field)."""
+    evaluator_class = load_plugin("evals", "winrate")
+    if "references" in options:
+        raise ConfigError(
+            "references are the previous and initial rounds' answers here", field="round_winrate.references"
+        )
+    try:
+        return evaluator_class(references="(earlier rounds)", **options)
+    except TypeError as error:
+        raise ConfigError(f"unknown option ({error})", field="round_winrate") from None
+
+
+def answers_path(run_dir: Path, round_index: int, model: str, judge) -> Path:
+    """Where one round's held-out answers are kept, named by the model's content and generation settings."""
+    settings = json.dumps(
+        {"generation": judge.generation, "dtype": judge.dtype, "seed": judge.seed}, sort_keys=True
+    )
+    key = hashlib.sha256(f"{content_hash(model)}|{settings}".encode()).hexdigest()[:16]
+    return run_dir / WINRATE_DIR / "answers" / f"round-{round_index:02d}-{key}.jsonl"
+
+
+def round_answers(
+    run_dir: Path, round_index: int, model: str, prompts: list[PromptRecord], judge
+) -> list[str]:
+    """The round's answers to `prompts`, generated once and then read back."""
+    path = answers_path(run_dir, round_index, model, judge)
+    if path.exists():
+        stored = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if [row["prompt_id"] for row in stored] == [prompt.prompt_id for prompt in prompts]:
+            return [row["answer"] for row in stored]
+    answers = judge.answer(model, [prompt.prompt for prompt in prompts])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps({"prompt_id": p.prompt_id, "prompt": p.prompt, "answer": a}, ensure_ascii=False)
+        for p, a in zip(prompts, answers, strict=True)
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return answers
+
+
+def round_winrates(
+    run_dir: Path,
+    round_index: int,
+    models: dict[int, str],
+    prompts_source: str | Path,
+    options: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Judge round `round_index` against the previous round and against round 0 (`models[k]` = policy of round k).
+
+    Returns {"previous": metrics, "initial": metrics} (the winrate evaluator's metrics) and writes them
+    to `<run>/winrate/round-KK.json`.
+    """
+    judge = build_judge(options)
+    prompts = read_prompts(prompts_source)[: judge.max_prompts]
+    answers = round_answers(run_dir, round_index, models[round_index], prompts, judge)
+    results: dict[str, dict[str, Any]] = {}
+    for opponent, opponent_round in (("previous", round_index - 1), ("initial", 0)):
+        opponent_answers = round_answers(run_dir, opponent_round, models[opponent_round], prompts, judge)
+        items = [
+            PromptRecord(prompt.prompt_id, prompt.prompt, reference)
+            for prompt, reference in zip(prompts, opponent_answers, strict=True)
+        ]
+        work_dir = run_dir / WINRATE_DIR / f"round-{round_index:02d}-vs-round-{opponent_round:02d}"
+        metrics = judge.judge_outputs(items, answers, work_dir)
+        results[opponent] = {**metrics, "opponent_round": opponent_round}
+    atomic_write_text(
+        run_dir / WINRATE_DIR / f"round-{round_index:02d}.json", json.dumps(results, indent=2, default=str)
+    )
+    return results
+
+
+def read_round_winrates(run_dir: Path, round_index: int) -> dict[str, float]:
+    """Report columns for one round from its stored win rates (empty when none were judged)."""
+    path = run_dir / WINRATE_DIR / f"round-{round_index:02d}.json"
+    if not path.exists():
+        return {}
+    stored = json.loads(path.read_text())
+    columns: dict[str, float] = {}
+    for opponent, column in OPPONENTS.items():
+        if opponent in stored:
+            columns[column] = stored[opponent]["win_rate"]
+            columns[f"{column}_low"] = stored[opponent]["ci_low"]
+            columns[f"{column}_high"] = stored[opponent]["ci_high"]
+    return columns
