@@ -22,7 +22,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMAND_MODULES = ["sample", "label", "train", "evaluate", "iterate", "demo", "serve", "plugins_cmd"]
+COMMAND_MODULES = [
+    "sample",
+    "label",
+    "lambda_sweep",
+    "train",
+    "evaluate",
+    "iterate",
+    "demo",
+    "serve",
+    "plugins_cmd",
+]
 
 
 def _register_commands() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def label(
                 run.write_shard(shard.index, pairs)
                 advance(shard.frame.height)
     finally:
-        _close(labeler)
+        close_labeler(labeler)
     counts, usage = _merge_counts(counts_dir, run.completed_shards())
     _write_data(run, work_dir / DATA_FILE)
     numbers = pl.read_parquet(work_dir / DATA_FILE, columns=list(PREFERENCES_SCHEMA)[4:])
@@ -124,10 +125,19 @@ def label(
     return open_artifact(run.out, "preferences")
 
 
-def label_shard(
-    shard: CandidateShard, labeler: Labeler, config: LabelConfig, source: Path
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Score one shard and pair its candidates; returns the pairs and counts (prompts, pairs, dropped)."""
+@dataclass(frozen=True)
+class ScoredShard:
+    """One shard's candidates with their labeler scores and lengths (in the configured unit)."""
+
+    prompt_ids: list[str]
+    prompts: list[str]
+    completions: list[list[str]]
+    scores: list[list[float]]
+    lengths: list[list[int]]
+
+
+def score_shard(shard: CandidateShard, labeler: Labeler, config: LabelConfig, source: Path) -> ScoredShard:
+    """Score one shard with the labeler (checked: one finite-or-NaN number per completion)."""
     frame = shard.frame
     prompts = frame["prompt"].to_list()
     # a null completion becomes "": labelers get strings, and pairing counts it as an empty completion
@@ -139,34 +149,49 @@ def label_shard(
         if "completion_tokens" in frame.columns
         else [None] * frame.height
     )
+    lengths = [
+        list(row_tokens or []) if config.length_unit == "tokens" else [len(text) for text in texts]
+        for texts, row_tokens in zip(completions, tokens, strict=True)
+    ]
+    return ScoredShard(
+        prompt_ids=[str(prompt_id) for prompt_id in frame["prompt_id"].to_list()],
+        prompts=prompts,
+        completions=completions,
+        scores=[[float(value) for value in row] for row in scores],
+        lengths=lengths,
+    )
+
+
+def label_shard(
+    shard: CandidateShard, labeler: Labeler, config: LabelConfig, source: Path
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Score one shard and pair its candidates; returns the pairs and counts (prompts, pairs, dropped)."""
+    scored = score_shard(shard, labeler, config, source)
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
     with_pairs = 0
-    for offset, prompt_id in enumerate(frame["prompt_id"].to_list()):
-        texts = completions[offset]
-        lengths = (
-            list(tokens[offset] or []) if config.length_unit == "tokens" else [len(text) for text in texts]
-        )
+    for offset, prompt_id in enumerate(scored.prompt_ids):
+        texts, scores, lengths = scored.completions[offset], scored.scores[offset], scored.lengths[offset]
         result = make_pairs(
             config.pairing,
             texts,
-            [float(value) for value in scores[offset]],
+            scores,
             lengths,
             length_penalty=config.length_penalty,
             min_margin=config.min_margin,
-            rng=row_rng(config.seed, str(prompt_id)),
+            rng=row_rng(config.seed, prompt_id),
         )
         dropped.update(result.dropped)
         with_pairs += bool(result.pairs)
         for pair in result.pairs:
             rows.append(
                 {
-                    "prompt_id": str(prompt_id),
-                    "prompt": prompts[offset],
+                    "prompt_id": prompt_id,
+                    "prompt": scored.prompts[offset],
                     "chosen": texts[pair.chosen],
                     "rejected": texts[pair.rejected],
-                    "score_chosen": float(scores[offset][pair.chosen]),
-                    "score_rejected": float(scores[offset][pair.rejected]),
+                    "score_chosen": scores[pair.chosen],
+                    "score_rejected": scores[pair.rejected],
                     "len_chosen": int(lengths[pair.chosen]),
                     "len_rejected": int(lengths[pair.rejected]),
                     "margin": pair.margin,
@@ -175,7 +200,7 @@ def label_shard(
                 }
             )
     counts = {
-        "prompts": frame.height,
+        "prompts": len(scored.prompt_ids),
         "prompts_with_pairs": with_pairs,
         "pairs": len(rows),
         "dropped": dict(dropped),
@@ -278,7 +303,7 @@ def _rendered_prompt(source: Artifact, example: dict[str, Any] | None) -> str | 
     return render_prompt(tokenizer, example["prompt"], source.manifest.extra.get("use_chat_template"))
 
 
-def _close(labeler: Labeler | None) -> None:
+def close_labeler(labeler: Labeler | None) -> None:
     close = getattr(labeler, "close", None)
     if callable(close):
         close()

@@ -1,0 +1,72 @@
+"""`prefkit lambda-sweep`: how each length penalty would pair a candidates artifact (choosing lambda)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from prefkit.errors import ConfigError
+
+
+def parse_penalties(text: str) -> list[float]:
+    """'0,0.001,0.002' -> [0.0, 0.001, 0.002]; a bad entry is one clear error."""
+    values = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ConfigError(f"'{item.strip()}' is not a number", field="penalties") from None
+        if value < 0:
+            raise ConfigError(f"must be >= 0, got {value}", field="penalties")
+        values.append(value)
+    return values
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("lambda-sweep")
+    def lambda_sweep_command(
+        candidates: Path = typer.Argument(..., help="A candidates artifact folder (from `prefkit sample`)."),
+        penalties: str = typer.Option(
+            "0,0.0005,0.001,0.002,0.003,0.005,0.01",
+            help="Comma-separated lambdas to try (per --length-unit).",
+        ),
+        labeler: str = typer.Option("vader", help="Labeler plugin, as in `prefkit label`."),
+        labeler_options: str = typer.Option(None, "--labeler-options", help="Labeler options as JSON."),
+        pairing: str = typer.Option("best-vs-worst", help="Pairing strategy, as in `prefkit label`."),
+        min_margin: float = typer.Option(0.0, help="Minimum adjusted-score margin, as in `prefkit label`."),
+        length_unit: str = typer.Option("tokens", help="tokens or chars."),
+        seed: int = typer.Option(0, help="Seed for random-pair draws."),
+        out: Path = typer.Option(None, "--out", "-o", help="Also write the sweep as JSON to this file."),
+    ) -> None:
+        """Score candidates once and show, per lambda, the pairs' mean length gap (chosen - rejected), the
+        share with a longer chosen side and the score margin; names the smallest length-neutral lambda."""
+        from pydantic import ValidationError
+
+        from prefkit.artifacts import atomic_write_text
+        from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep, render_sweep
+        from prefkit.labeling.stage import LabelConfig, parse_labeler_options
+
+        try:
+            config = LabelConfig(
+                labeler=labeler,
+                labeler_options=parse_labeler_options(labeler_options),
+                pairing=pairing,
+                min_margin=min_margin,
+                length_unit=length_unit,
+                seed=seed,
+            )
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise ConfigError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+        points = penalty_sweep(candidates, config, parse_penalties(penalties))
+        typer.echo(render_sweep(points, length_unit))
+        if out is not None:
+            payload = {
+                "candidates": str(candidates),
+                "config": config.model_dump(),
+                "points": [point.as_dict() for point in points],
+                "length_neutral_penalty": length_neutral_penalty(points),
+            }
+            atomic_write_text(out, json.dumps(payload, indent=2))
