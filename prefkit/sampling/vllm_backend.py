@@ -112,12 +112,23 @@ def use_cpu_engine_defaults() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
+def engine_dtype(dtype: str) -> str:
+    """The dtype vLLM gets: "auto" means 16-bit in vLLM, which a CPU without bfloat16 instructions
+    (no AVX512-BF16/AMX) only emulates; there "auto" means float32. Measured on a 2-core AVX2 machine,
+    SmolLM2-135M, 76 prompts x 4 x 64 tokens: float32 72 s (185 tokens/s), bfloat16 unfinished after 4.5 min."""
+    if dtype != "auto" or cuda_available():
+        return dtype
+    import torch
+
+    return "auto" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+
+
 def engine_arguments(location: str, options: SamplerOptions) -> dict:
     """Keyword arguments for `vllm.LLM` from SamplerOptions (only the ones that are set)."""
     arguments = {
         "model": location,
         "tokenizer": location,
-        "dtype": options.dtype,
+        "dtype": engine_dtype(options.dtype),
         "seed": options.seed,
         "trust_remote_code": options.trust_remote_code,
         "tensor_parallel_size": options.tensor_parallel_size,
