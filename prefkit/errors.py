@@ -68,3 +68,18 @@ def require_module(module: str, install_hint: str):
         raise DependencyError(
             f"'{module}' is not installed ({error})", hint=f"install it with: {install_hint}"
         ) from None
+
+
+def validated_config(config_class, values, *, file: str | Path | None = None, field_prefix: str = ""):
+    """`config_class(**values)` for a pydantic model; its first problem becomes one ConfigError naming
+    the field (prefixed by `field_prefix`, e.g. the config section) and the file it came from."""
+    from pydantic import ValidationError
+
+    try:
+        return config_class(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in (field_prefix, *first["loc"]) if part != "")
+        raise ConfigError(
+            first["msg"].removeprefix("Value error, "), file=file, field=field or None
+        ) from None

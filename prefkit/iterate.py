@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.datasets import resolve_prompts
-from prefkit.errors import ConfigError
+from prefkit.errors import ConfigError, validated_config
 from prefkit.round_winrates import build_judge, round_winrates
 
 RUN_CONFIG_FILE = "iterate.json"
@@ -68,12 +68,7 @@ def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = Non
         for key in parents:
             target = target.setdefault(key, {})
         target[leaf] = value
-    try:
-        return IterateConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(first["msg"], file=path, field=field) from None
+    return validated_config(IterateConfig, data, file=path)
 
 
 def stage_configs(config: IterateConfig, policy: str, reference: str, round_index: int):
@@ -83,13 +78,7 @@ def stage_configs(config: IterateConfig, policy: str, reference: str, round_inde
     from prefkit.training import TrainConfig
 
     def build(section: str, model_class, **fixed):
-        values = {**getattr(config, section), **fixed}
-        try:
-            return model_class(**values)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(first["msg"], field=f"{section}.{field}") from None
+        return validated_config(model_class, {**getattr(config, section), **fixed}, field_prefix=section)
 
     sample = build("sample", SampleConfig, model=policy, seed=config.seed + round_index)
     label = build("label", LabelConfig, seed=config.seed + round_index)

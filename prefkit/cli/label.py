@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from prefkit.errors import ConfigError
+from prefkit.errors import validated_config
 
 
 def register(app: typer.Typer) -> None:
@@ -60,12 +60,12 @@ def register(app: typer.Typer) -> None:
 
         Rerunning with the same inputs and options skips; an interrupted run resumes from its last shard.
         """
-        from pydantic import ValidationError
 
         from prefkit.labeling.stage import LabelConfig, label, parse_labeler_options
 
-        try:
-            config = LabelConfig(
+        config = validated_config(
+            LabelConfig,
+            dict(
                 labeler=labeler,
                 labeler_options=parse_labeler_options(labeler_options),
                 pairing=pairing,
@@ -75,10 +75,8 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 shard_size=shard_size,
                 license=license,
-            )
-        except ValidationError as error:
-            first = error.errors()[0]
-            raise ConfigError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+            ),
+        )
         artifact = label(candidates, out, config, force=force, progress=progress)
         counts = artifact.manifest.counts
         dropped = ", ".join(f"{k} {v}" for k, v in counts.get("dropped", {}).items()) or "none"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from prefkit.errors import ConfigError
+from prefkit.errors import ConfigError, validated_config
 
 
 def parse_penalties(text: str) -> list[float]:
@@ -42,24 +42,22 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score candidates once and show, per lambda, the pairs' mean length gap (chosen - rejected), the
         share with a longer chosen side and the score margin; names the smallest length-neutral lambda."""
-        from pydantic import ValidationError
 
         from prefkit.artifacts import atomic_write_text
         from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep, render_sweep
         from prefkit.labeling.stage import LabelConfig, parse_labeler_options
 
-        try:
-            config = LabelConfig(
+        config = validated_config(
+            LabelConfig,
+            dict(
                 labeler=labeler,
                 labeler_options=parse_labeler_options(labeler_options),
                 pairing=pairing,
                 min_margin=min_margin,
                 length_unit=length_unit,
                 seed=seed,
-            )
-        except ValidationError as error:
-            first = error.errors()[0]
-            raise ConfigError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+            ),
+        )
         points = penalty_sweep(candidates, config, parse_penalties(penalties))
         typer.echo(render_sweep(points, length_unit))
         if out is not None:

@@ -145,13 +145,6 @@ def register(app: typer.Typer) -> None:
 
 def build_config(config_class, values: dict[str, Any], source: Path | None):
     """Validate values into a config, turning pydantic's report into one ConfigError line."""
-    from pydantic import ValidationError
+    from prefkit.errors import validated_config
 
-    from prefkit.errors import ConfigError
-
-    try:
-        return config_class(**values)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(first["msg"], file=source, field=field) from None
+    return validated_config(config_class, values, file=source)

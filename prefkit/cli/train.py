@@ -5,20 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 
-from prefkit.errors import ConfigError
+from prefkit.errors import validated_config
 
 
 def _config_from_options(**options) -> object:
     from prefkit.training import TrainConfig
 
-    try:
-        return TrainConfig(**{key: value for key, value in options.items() if value is not None})
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise ConfigError(first["msg"].removeprefix("Value error, "), field=field) from None
+    return validated_config(TrainConfig, {key: value for key, value in options.items() if value is not None})
 
 
 def register(app: typer.Typer) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from prefkit.errors import ConfigError, PrefkitError, require_module
+from prefkit.errors import PrefkitError, require_module, validated_config
 from prefkit.judge.cache import CachedJudgement, JudgeCache, judgement_key
 from prefkit.judge.templates import JudgeTemplate
 from prefkit.models import cache_home
@@ -64,11 +64,7 @@ class JudgeSettings(BaseModel):
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> JudgeSettings:
         """Validate options; the first problem becomes one ConfigError naming the field."""
-        try:
-            return cls(**options)
-        except ValidationError as error:
-            first = error.errors()[0]
-            raise ConfigError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
+        return validated_config(cls, options)
 
     @property
     def identity(self) -> str:
