@@ -37,6 +37,13 @@ class IterateConfig(BaseModel):
     heldout_prompts: str | None = "builtin:sentiment_heldout"
     rounds: int = Field(3, ge=1)
     reference: Literal["initial", "previous"] = "initial"
+    # "fixed": label.length_penalty in every round. "length-neutral": each round picks, from
+    # length_penalty_grid, the lambda whose pairs have a mean chosen-minus-rejected length gap closest
+    # to zero on that round's candidates (see `prefkit lambda-sweep`; the labeler scores them twice)
+    length_penalty_mode: Literal["fixed", "length-neutral"] = "fixed"
+    length_penalty_grid: list[float] = Field(
+        default_factory=lambda: [0.0, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01]
+    )
     seed: int = 0
     sample: dict[str, Any] = Field(default_factory=dict)
     label: dict[str, Any] = Field(default_factory=dict)
@@ -132,6 +139,11 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
     candidates = sample(
         resolve_prompts(config.prompts), folder / "candidates", sample_config, progress=progress
     )
+    sweep = None
+    if config.length_penalty_mode == "length-neutral":
+        label_config, sweep = length_neutral_label_config(
+            candidates.path, label_config, config.length_penalty_grid
+        )
     preferences = label(candidates.path, folder / "preferences", label_config, progress=progress)
     checkpoint = train(preferences.path, folder / "checkpoint", train_config, progress=progress)
     lineage = {
@@ -148,9 +160,23 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
             )
         },
         "pair_counts": preferences.manifest.counts,
+        "length_penalty": label_config.length_penalty,
+        "length_penalty_sweep": sweep,
     }
     atomic_write_text(folder / "lineage.json", json.dumps(lineage, indent=2, default=str))
     return checkpoint.path
+
+
+def length_neutral_label_config(candidates: Path, label_config, grid: list[float]):
+    """The round's label config with the grid's length-neutral lambda, and the sweep it came from."""
+    from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep
+
+    points = penalty_sweep(candidates, label_config, grid)
+    chosen = length_neutral_penalty(points)
+    if chosen is None:
+        raise ConfigError("no lambda in the grid kept any pair", field="length_penalty_grid")
+    sweep = [point.as_dict() for point in points]
+    return label_config.model_copy(update={"length_penalty": chosen}), sweep
 
 
 def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int, progress: bool):

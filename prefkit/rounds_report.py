@@ -17,8 +17,10 @@ def pair_statistics(preferences_dir: Path) -> dict[str, float]:
     frame = pl.read_parquet(preferences_dir / "data.parquet")
     if frame.height == 0:
         return {"pairs": 0}
-    unit = read_manifest(preferences_dir).extra.get("length_unit", "tokens")
+    extra = read_manifest(preferences_dir).extra
+    unit = extra.get("length_unit", "tokens")
     return {
+        "length_penalty": float(extra.get("length_penalty", float("nan"))),
         "pairs": frame.height,
         f"len_chosen_{unit}": float(frame["len_chosen"].mean()),
         f"len_rejected_{unit}": float(frame["len_rejected"].mean()),
@@ -56,8 +58,7 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
     lines = [
         f"# {config.name}: {finished_rounds} of {config.rounds} rounds",
         "",
-        f"policy `{config.policy}`, reference `{config.reference}`, length penalty "
-        f"{config.label.get('length_penalty', 0.0)} per {config.label.get('length_unit', 'tokens').rstrip('s')}, "
+        f"policy `{config.policy}`, reference `{config.reference}`, {penalty_description(config)}, "
         f"R-DPO alpha {config.train.get('alpha', 0.0)}",
         "",
         markdown_table(rows),
@@ -70,6 +71,14 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def penalty_description(config) -> str:
+    """How the run's length penalty was set, for the report header."""
+    unit = config.label.get("length_unit", "tokens").rstrip("s")
+    if config.length_penalty_mode == "length-neutral":
+        return f"length penalty re-chosen each round (length-neutral, per {unit}; column length_penalty)"
+    return f"length penalty {config.label.get('length_penalty', 0.0)} per {unit}"
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

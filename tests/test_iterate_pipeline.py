@@ -131,3 +131,27 @@ def test_round_winrate_option_typo_fails_before_any_work(tiny_model_dir, prompts
     with pytest.raises(ConfigError, match="round_winrate"):
         iterate(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_length_neutral_mode_picks_each_rounds_lambda_from_its_candidates(
+    tiny_model_dir, prompts_file, tmp_path
+):
+    grid = [0.0, 0.01, 0.05, 0.2]
+    config = tiny_run_config(
+        str(tiny_model_dir),
+        str(prompts_file),
+        rounds=1,
+        evaluators=[],
+        length_penalty_mode="length-neutral",
+        length_penalty_grid=grid,
+    )
+    run_dir = iterate(config, tmp_path / "run", progress=False)
+    lineage = json.loads((run_dir / "round-01" / "lineage.json").read_text())
+    gaps = {point["length_penalty"]: point["length_gap"] for point in lineage["length_penalty_sweep"]}
+    assert sorted(gaps) == grid
+    chosen = lineage["length_penalty"]
+    assert abs(gaps[chosen]) == min(abs(gap) for gap in gaps.values())
+    pairs = pl.read_parquet(run_dir / "round-01" / "preferences" / "data.parquet")
+    assert (pairs["len_chosen"] - pairs["len_rejected"]).mean() == pytest.approx(gaps[chosen])
+    assert pl.read_parquet(run_dir / "report.parquet")["length_penalty"][1] == chosen

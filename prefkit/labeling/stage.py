@@ -120,6 +120,7 @@ def label(
     extra = {
         "use_chat_template": source.manifest.extra.get("use_chat_template"),
         "length_unit": config.length_unit,
+        "length_penalty": config.length_penalty,
     }
     run.finish(counts=counts, card=card, extra=extra)
     return open_artifact(run.out, "preferences")
