@@ -107,6 +107,8 @@ def run_ours(args) -> dict:
     from prefkit_trainers.dpo.loop import LoopConfig, LoopData, build_optimizer, build_scheduler, train_loop
     from prefkit_trainers.dpo.reference import compute_reference_logprobs
 
+    from prefkit.training import TrainConfig
+
     tokenizer, model, _, pairs, truncated = setup(args)
     disable_dropout(model)
     accelerator = Accelerator(
@@ -124,15 +126,15 @@ def run_ours(args) -> dict:
         autocast=accelerator.autocast,
     )
     reference_seconds = time.perf_counter() - started
-    config = LoopConfig(
+    options = TrainConfig(
         learning_rate=args.lr,
         epochs=1,
         batch_size=args.batch_size,
         shuffle=False,
-        shared_prefix=shared_prefix,
         warmup_ratio=0.1,
         scheduler="linear",
     )
+    config = LoopConfig.from_options(options, shared_prefix=shared_prefix)
     scorer = accelerator.prepare(CompletionLogProbs(model))
     optimizer = accelerator.prepare(build_optimizer(scorer, config))
     steps = -(-len(pairs) // args.batch_size)

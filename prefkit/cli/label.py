@@ -9,6 +9,14 @@ import typer
 from prefkit.errors import validated_config
 
 
+def label_config(labeler: str, labeler_options: str | None, **values):
+    """A LabelConfig from command-line values (labeler options as a JSON string); errors name the field."""
+    from prefkit.labeling.stage import LabelConfig, parse_labeler_options
+
+    options = parse_labeler_options(labeler_options)
+    return validated_config(LabelConfig, dict(labeler=labeler, labeler_options=options, **values))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("label")
     def label_command(
@@ -61,21 +69,18 @@ def register(app: typer.Typer) -> None:
         Rerunning with the same inputs and options skips; an interrupted run resumes from its last shard.
         """
 
-        from prefkit.labeling.stage import LabelConfig, label, parse_labeler_options
+        from prefkit.labeling.stage import label
 
-        config = validated_config(
-            LabelConfig,
-            dict(
-                labeler=labeler,
-                labeler_options=parse_labeler_options(labeler_options),
-                pairing=pairing,
-                min_margin=min_margin,
-                length_penalty=length_penalty,
-                length_unit=length_unit,
-                seed=seed,
-                shard_size=shard_size,
-                license=license,
-            ),
+        config = label_config(
+            labeler,
+            labeler_options,
+            pairing=pairing,
+            min_margin=min_margin,
+            length_penalty=length_penalty,
+            length_unit=length_unit,
+            seed=seed,
+            shard_size=shard_size,
+            license=license,
         )
         artifact = label(candidates, out, config, force=force, progress=progress)
         counts = artifact.manifest.counts

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from prefkit.errors import ConfigError, validated_config
+from prefkit.errors import ConfigError
 
 
 def parse_penalties(text: str) -> list[float]:
@@ -41,22 +41,19 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="Also write the sweep as JSON to this file."),
     ) -> None:
         """Score candidates once and show, per lambda, the pairs' mean length gap (chosen - rejected), the
-        share with a longer chosen side and the score margin; names the smallest length-neutral lambda."""
+        share with a longer chosen side and the score margin; names the length-neutral lambda."""
 
         from prefkit.artifacts import atomic_write_text
+        from prefkit.cli.label import label_config
         from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep, render_sweep
-        from prefkit.labeling.stage import LabelConfig, parse_labeler_options
 
-        config = validated_config(
-            LabelConfig,
-            dict(
-                labeler=labeler,
-                labeler_options=parse_labeler_options(labeler_options),
-                pairing=pairing,
-                min_margin=min_margin,
-                length_unit=length_unit,
-                seed=seed,
-            ),
+        config = label_config(
+            labeler,
+            labeler_options,
+            pairing=pairing,
+            min_margin=min_margin,
+            length_unit=length_unit,
+            seed=seed,
         )
         points = penalty_sweep(candidates, config, parse_penalties(penalties))
         typer.echo(render_sweep(points, length_unit))

@@ -14,7 +14,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +27,35 @@ from prefkit_trainers.dpo.telemetry import MetricsLog, memory_report
 PROGRESS_FILE = "progress.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoopConfig:
-    """Options of one training run (the loop never branches on anything else)."""
+    """Options of one training run (the loop never branches on anything else). No defaults here:
+    prefkit.training.TrainConfig is the one place they are set; `from_options` copies them over."""
 
-    loss: str = "sigmoid"
-    beta: float = 0.1
-    learning_rate: float = 5e-5
-    epochs: int = 2
-    batch_size: int = 4
-    grad_accum: int = 1
-    warmup_ratio: float = 0.1
-    scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    label_smoothing: float = 0.0
-    alpha: float = 0.0
-    gamma: float = 0.0
-    shuffle: bool = True
-    shared_prefix: bool = True
-    save_every_steps: int = 0
-    eval_every_steps: int = 0
+    loss: str
+    beta: float
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    grad_accum: int
+    warmup_ratio: float
+    scheduler: str
+    weight_decay: float
+    max_grad_norm: float
+    seed: int
+    label_smoothing: float
+    alpha: float
+    gamma: float
+    shuffle: bool
+    shared_prefix: bool
+    save_every_steps: int
+    eval_every_steps: int
+
+    @classmethod
+    def from_options(cls, options: Any, **overrides: Any) -> LoopConfig:
+        """The loop's fields read from any object that has them (a TrainConfig), then `overrides`."""
+        values = {f.name: getattr(options, f.name) for f in fields(cls) if f.name not in overrides}
+        return cls(**values, **overrides)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -77,14 +76,7 @@ class DPOTrainerPlugin:
             policy = add_lora(policy, config.lora_r, config.lora_alpha, config.lora_dropout)
         if config.gradient_checkpointing:
             policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        loop_config = LoopConfig(
-            **{
-                f.name: getattr(config, f.name)
-                for f in dataclasses.fields(LoopConfig)
-                if f.name != "shared_prefix"
-            },
-            shared_prefix=shared_prefix,
-        )
+        loop_config = LoopConfig.from_options(config, shared_prefix=shared_prefix)
         model = accelerator.prepare(CompletionLogProbs(policy))
         optimizer = accelerator.prepare(build_optimizer(model, loop_config))
         _, total_steps = optimizer_steps(len(request.train_indices), loop_config, accelerator.num_processes)
