@@ -116,11 +116,13 @@ def plot_runs(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
             plot_win_rates(axes[2], name, rows)
     reward_axis.set(xlabel="round", ylabel="held-out reward", title="reward per round")
     length_axis.set(xlabel="round", ylabel="mean length (characters)", title="length per round")
+    shade_length_band(length_axis, runs)
     if judged:
         axes[2].axhline(0.5, color="grey", linewidth=0.8)
         axes[2].set(xlabel="round", ylabel="judge win rate", title="win rate vs previous / initial round")
     for axis in axes:
         axis.grid(alpha=0.3)
+        axis.xaxis.get_major_locator().set_params(integer=True)
         if axis.get_legend_handles_labels()[0]:
             axis.legend()
     figure.tight_layout()
@@ -128,6 +130,21 @@ def plot_runs(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     figure.savefig(tmp, dpi=110)
     plt.close(figure)
     tmp.replace(path)
+
+
+def shade_length_band(axis, runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Shade +-10 % around round 0's length (the band iLR-DPO aims to keep length in)."""
+    start = next(
+        (
+            row["length_chars"]
+            for rows in runs.values()
+            for row in rows
+            if row["round"] == 0 and "length_chars" in row
+        ),
+        None,
+    )
+    if start:
+        axis.axhspan(0.9 * start, 1.1 * start, color="grey", alpha=0.15, label="round 0 ± 10 %")
 
 
 def plot_win_rates(axis, name: str, rows: list[dict[str, Any]]) -> None:
