@@ -41,8 +41,8 @@ class IterateConfig(BaseModel):
     # length_penalty_grid, the lambda whose pairs have a mean chosen-minus-rejected length gap closest
     # to zero on that round's candidates (see `prefkit lambda-sweep`; the labeler scores them twice)
     length_penalty_mode: Literal["fixed", "length-neutral"] = "fixed"
-    length_penalty_grid: list[float] = Field(
-        default_factory=lambda: [0.0, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01]
+    length_penalty_grid: list[float] = Field(  # 0 to 0.02 in steps of 0.00025 (re-pairing is cheap)
+        default_factory=lambda: [round(0.00025 * step, 5) for step in range(81)]
     )
     seed: int = 0
     sample: dict[str, Any] = Field(default_factory=dict)
