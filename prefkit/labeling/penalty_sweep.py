@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefkit.labeling.candidates_reader import check_candidates, iter_candidate_shards
-from prefkit.labeling.pairing import make_pairs, row_rng
 from prefkit.labeling.registry import load_labeler
-from prefkit.labeling.stage import LabelConfig, ScoredShard, close_labeler, score_shard
+from prefkit.labeling.stage import LabelConfig, ScoredShard, close_labeler, pair_scored, score_shard
 from prefkit.records import open_artifact
 
 
@@ -39,18 +38,9 @@ def sweep_point(shards: list[ScoredShard], config: LabelConfig, length_penalty: 
     gaps: list[int] = []
     margins: list[float] = []
     for shard in shards:
-        for prompt_id, texts, scores, lengths in zip(
-            shard.prompt_ids, shard.completions, shard.scores, shard.lengths, strict=True
+        for scores, lengths, result in zip(
+            shard.scores, shard.lengths, pair_scored(shard, config, length_penalty), strict=True
         ):
-            result = make_pairs(
-                config.pairing,
-                texts,
-                scores,
-                lengths,
-                length_penalty=length_penalty,
-                min_margin=config.min_margin,
-                rng=row_rng(config.seed, prompt_id),
-            )
             for pair in result.pairs:
                 gaps.append(lengths[pair.chosen] - lengths[pair.rejected])
                 margins.append(scores[pair.chosen] - scores[pair.rejected])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from prefkit.errors import ConfigError, ModelError, PrefkitError
 from prefkit.labeling.base import Labeler, ReportsUsage
 from prefkit.labeling.candidates_reader import CandidateShard, check_candidates, iter_candidate_shards
 from prefkit.labeling.card import HISTOGRAM_FILE, CardInputs, column_statistics, render_card, write_histograms
-from prefkit.labeling.pairing import STRATEGIES, make_pairs, row_rng
+from prefkit.labeling.pairing import STRATEGIES, PairingResult, make_pairs, row_rng
 from prefkit.labeling.registry import load_labeler
 from prefkit.models import EMBEDDED_ALIASES, cache_home
 from prefkit.records import PREFERENCES_SCHEMA, Artifact, open_artifact
@@ -163,6 +164,22 @@ def score_shard(shard: CandidateShard, labeler: Labeler, config: LabelConfig, so
     )
 
 
+def pair_scored(scored: ScoredShard, config: LabelConfig, length_penalty: float) -> Iterator[PairingResult]:
+    """Each prompt's pairs under `length_penalty` (strategy, margin and seed from `config`), in row order."""
+    for prompt_id, texts, scores, lengths in zip(
+        scored.prompt_ids, scored.completions, scored.scores, scored.lengths, strict=True
+    ):
+        yield make_pairs(
+            config.pairing,
+            texts,
+            scores,
+            lengths,
+            length_penalty=length_penalty,
+            min_margin=config.min_margin,
+            rng=row_rng(config.seed, prompt_id),
+        )
+
+
 def label_shard(
     shard: CandidateShard, labeler: Labeler, config: LabelConfig, source: Path
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -171,17 +188,9 @@ def label_shard(
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
     with_pairs = 0
-    for offset, prompt_id in enumerate(scored.prompt_ids):
+    for offset, result in enumerate(pair_scored(scored, config, config.length_penalty)):
+        prompt_id = scored.prompt_ids[offset]
         texts, scores, lengths = scored.completions[offset], scored.scores[offset], scored.lengths[offset]
-        result = make_pairs(
-            config.pairing,
-            texts,
-            scores,
-            lengths,
-            length_penalty=config.length_penalty,
-            min_margin=config.min_margin,
-            rng=row_rng(config.seed, prompt_id),
-        )
         dropped.update(result.dropped)
         with_pairs += bool(result.pairs)
         for pair in result.pairs:
