@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Sample k completions per prompt with vLLM or transformers and write a 'candidates' artifact."""
+        from prefkit.errors import validated_config
         from prefkit.sampling.stage import SampleConfig, load_config, sample
 
         flags: dict[str, Any] = {
@@ -134,17 +135,10 @@ def register(app: typer.Typer) -> None:
         }
         values = {"model": "smollm2"} | (load_config(config_file) if config_file else {})
         values |= {name: value for name, value in flags.items() if value is not None}
-        config = build_config(SampleConfig, values, config_file)
+        config = validated_config(SampleConfig, values, file=config_file)
         artifact = sample(prompts, out, config, force=force, progress=not quiet)
         counts = artifact.manifest.counts
         Console(stderr=True).print(
             f"wrote {artifact.path}: {counts.get('prompts')} prompts x {config.n} completions, "
             f"{counts.get('completion_tokens')} tokens"
         )
-
-
-def build_config(config_class, values: dict[str, Any], source: Path | None):
-    """Validate values into a config, turning pydantic's report into one ConfigError line."""
-    from prefkit.errors import validated_config
-
-    return validated_config(config_class, values, file=source)

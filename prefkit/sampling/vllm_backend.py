@@ -112,11 +112,11 @@ def use_cpu_engine_defaults() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
-def engine_dtype(dtype: str) -> str:
+def engine_dtype(dtype: str, on_cpu: bool) -> str:
     """The dtype vLLM gets: "auto" means 16-bit in vLLM, which a CPU without bfloat16 instructions
     (no AVX512-BF16/AMX) only emulates; there "auto" means float32. Measured on a 2-core AVX2 machine,
     SmolLM2-135M, 76 prompts x 4 x 64 tokens: float32 72 s (185 tokens/s), bfloat16 unfinished after 4.5 min."""
-    if dtype != "auto" or cuda_available():
+    if dtype != "auto" or not on_cpu:
         return dtype
     import torch
 
@@ -125,19 +125,20 @@ def engine_dtype(dtype: str) -> str:
 
 def engine_arguments(location: str, options: SamplerOptions) -> dict:
     """Keyword arguments for `vllm.LLM` from SamplerOptions (only the ones that are set)."""
+    on_cpu = not cuda_available()
     arguments = {
         "model": location,
         "tokenizer": location,
-        "dtype": engine_dtype(options.dtype),
+        "dtype": engine_dtype(options.dtype, on_cpu),
         "seed": options.seed,
         "trust_remote_code": options.trust_remote_code,
         "tensor_parallel_size": options.tensor_parallel_size,
         "pipeline_parallel_size": options.pipeline_parallel_size,
         "gpu_memory_utilization": options.gpu_memory_utilization or default_memory_utilization(),
         # on CPU, compiled graphs start slowly and break seeded sampling ("CPU Generator does not use offset")
-        "enforce_eager": options.enforce_eager or not cuda_available(),
+        "enforce_eager": options.enforce_eager or on_cpu,
     }
-    if not cuda_available():
+    if on_cpu:
         # A prompt split across steps by chunked prefill gets a sampled token that is thrown away, and
         # vLLM then rewinds the request's seeded generator, which a CPU torch.Generator cannot do (the
         # same "does not use offset" error, once a batch's prompts exceed max_num_batched_tokens).
