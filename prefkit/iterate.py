@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
-from prefkit.round_winrates import build_judge, round_winrates
+from prefkit.round_winrates import build_judge, judged_with, round_winrates
 
 RUN_CONFIG_FILE = "iterate.json"
 # fields that do not change what a finished round trained on: more rounds, other evaluations
@@ -226,10 +226,13 @@ def iterate(
 
 
 def judge_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int) -> None:
-    """Win rates of every finished round vs its previous round and vs round 0 (answers and verdicts are cached)."""
+    """Win rates of every finished round vs its previous round and vs round 0; a round already judged with
+    the same options is skipped (answers and verdicts are cached too, so a rerun sends no request)."""
     models = {0: initial} | {
         k: str(round_dir(run_dir, k) / "checkpoint") for k in range(1, finished_rounds + 1)
     }
     prompts = config.heldout_prompts or config.prompts
+    options = config.round_winrate or {}
     for round_index in range(1, finished_rounds + 1):
-        round_winrates(run_dir, round_index, models, prompts, config.round_winrate or {})
+        if not judged_with(run_dir, round_index, options, prompts):
+            round_winrates(run_dir, round_index, models, prompts, options)

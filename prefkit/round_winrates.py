@@ -75,14 +75,14 @@ def round_winrates(
 ) -> dict[str, dict[str, Any]]:
     """Judge round `round_index` against the previous round and against round 0 (`models[k]` = policy of round k).
 
-    Returns {"previous": metrics, "initial": metrics} (the winrate evaluator's metrics) and writes them
-    to `<run>/winrate/round-KK.json`.
+    Returns {"previous": metrics, "initial": metrics} (the winrate evaluator's metrics) and writes them,
+    with the options and prompts they were judged with, to `<run>/winrate/round-KK.json`.
     """
     judge = build_judge(options)
     prompts = read_prompts(prompts_source)[: judge.max_prompts]
     answers = round_answers(run_dir, round_index, models[round_index], prompts, judge)
-    results: dict[str, dict[str, Any]] = {}
-    for opponent, opponent_round in (("previous", round_index - 1), ("initial", 0)):
+    by_round: dict[int, dict[str, Any]] = {}  # round 1's previous round is the initial policy: judged once
+    for opponent_round in sorted({round_index - 1, 0}):
         opponent_answers = round_answers(run_dir, opponent_round, models[opponent_round], prompts, judge)
         items = [
             PromptRecord(prompt.prompt_id, prompt.prompt, reference)
@@ -90,16 +90,33 @@ def round_winrates(
         ]
         work_dir = run_dir / WINRATE_DIR / f"round-{round_index:02d}-vs-round-{opponent_round:02d}"
         metrics = judge.judge_outputs(items, answers, work_dir)
-        results[opponent] = {**metrics, "opponent_round": opponent_round}
-    atomic_write_text(
-        run_dir / WINRATE_DIR / f"round-{round_index:02d}.json", json.dumps(results, indent=2, default=str)
-    )
+        by_round[opponent_round] = {**metrics, "opponent_round": opponent_round}
+    results = {"previous": by_round[round_index - 1], "initial": by_round[0]}
+    stored = {**results, "judged_with": judge_key(options, prompts_source)}
+    atomic_write_text(round_winrates_path(run_dir, round_index), json.dumps(stored, indent=2, default=str))
     return results
+
+
+def round_winrates_path(run_dir: Path, round_index: int) -> Path:
+    return run_dir / WINRATE_DIR / f"round-{round_index:02d}.json"
+
+
+def judge_key(options: dict[str, Any], prompts_source: str | Path) -> dict[str, Any]:
+    """What a round's stored win rates depend on besides the (fixed) checkpoints, as JSON values."""
+    return json.loads(json.dumps({"options": options, "prompts": str(prompts_source)}, default=str))
+
+
+def judged_with(run_dir: Path, round_index: int, options: dict[str, Any], prompts_source: str | Path) -> bool:
+    """Whether the round's win rates are stored and were judged with these options and prompts."""
+    path = round_winrates_path(run_dir, round_index)
+    return path.exists() and json.loads(path.read_text()).get("judged_with") == judge_key(
+        options, prompts_source
+    )
 
 
 def read_round_winrates(run_dir: Path, round_index: int) -> dict[str, float]:
     """Report columns for one round from its stored win rates (empty when none were judged)."""
-    path = run_dir / WINRATE_DIR / f"round-{round_index:02d}.json"
+    path = round_winrates_path(run_dir, round_index)
     if not path.exists():
         return {}
     stored = json.loads(path.read_text())
