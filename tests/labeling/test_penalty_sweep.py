@@ -59,7 +59,8 @@ def test_cli_sweep_agrees_with_the_label_stage(sentiment_candidates, tmp_path, m
     assert sweep["points"][0]["pairs"] == pairs.height == 8
     assert sweep["points"][0]["length_gap"] == pytest.approx(gap)
     assert gap > 0 and sweep["points"][1]["length_gap"] < 0  # a large lambda prefers the short neutral one
-    assert sweep["length_neutral_penalty"] in (0.0, 0.5)
+    # gaps are +5 (lambda 0) and -18 (lambda 0.5) characters: 0 is closer to neutral
+    assert sweep["length_neutral_penalty"] == 0.0
 
 
 def test_cli_bad_penalty_is_one_line(sentiment_candidates, monkeypatch, capsys):
