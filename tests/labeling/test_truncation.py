@@ -15,7 +15,7 @@ from prefkit.labeling.pairing import (
     trained_length,
     usable_candidates,
 )
-from prefkit.labeling.penalty_sweep import penalty_sweep
+from prefkit.labeling.penalty_sweep import penalty_sweep, render_sweep
 from prefkit.labeling.stage import LabelConfig, label
 from tests.labeling.conftest import write_candidates
 
@@ -128,6 +128,11 @@ def test_sweep_counts_lengths_as_trained(cut_candidates):
     assert points["no-eos"].length_gap == pytest.approx(0.0)
     # drop: neutral (5) over sad (8) in the two prompts whose sad completion finished
     assert points["drop"].pairs == 2 and points["drop"].length_gap == pytest.approx(-3.0)
+    # truncation per side, per lambda: every chosen is cut, half the rejected (none under drop)
+    assert (points["keep"].truncated_chosen, points["keep"].truncated_rejected) == (1.0, 0.5)
+    assert (points["drop"].truncated_chosen, points["drop"].truncated_rejected) == (0.0, 0.0)
+    assert "| 0 | 4 | +0.5 | 50% | " in render_sweep([points["keep"]], "tokens")
+    assert "| 100% | 50% |" in render_sweep([points["keep"]], "tokens")
 
 
 def test_finish_reasons_of_the_wrong_size_name_the_row(tmp_path):
