@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 from prefkit.round_winrates import OPPONENTS, read_round_winrates
 
 
@@ -73,7 +74,8 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
         f"# {config.name}: {finished_rounds} of {config.rounds} rounds",
         "",
         f"policy `{config.policy}`, reference `{config.reference}`, {penalty_description(config)}, "
-        f"R-DPO alpha {config.train.get('alpha', 0.0)}",
+        f"R-DPO alpha {config.train.get('alpha', 0.0)}, truncated completions: "
+        f"`{config.label.get('truncated', DEFAULT_TRUNCATION)}` (columns truncated_*: share cut at the token limit)",
         "",
         markdown_table(rows),
         "",

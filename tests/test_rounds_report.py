@@ -40,3 +40,16 @@ def test_truncation_rates_per_side_and_length_vs_round0(tmp_path):
     assert rows[1]["length_vs_round0"] == pytest.approx(-0.05)
     table = markdown_table(rows)
     assert "truncated_chosen" in table and "truncated_rejected" in table and "-0.050" in table
+
+
+def test_run_report_names_the_truncation_mode(tmp_path):
+    from prefkit.iterate import IterateConfig
+    from prefkit.rounds_report import write_run_report
+
+    run_dir = tmp_path / "run"
+    candidates = write_candidates(tmp_path / "candidates", ROWS)
+    label(candidates, run_dir / "round-01" / "preferences", LabelConfig(truncated="drop"), progress=False)
+    config = IterateConfig(name="t", rounds=1, label={"truncated": "drop"})
+    text = write_run_report(run_dir, config, None, finished_rounds=1).read_text()
+    assert "truncated completions: `drop`" in text
+    assert "truncated_candidates" in text and "0.500" in text  # 6 of 12 candidates were cut
