@@ -51,11 +51,15 @@ def encode_prompt(
     return list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
 
 
-def encode_completion(tokenizer, completion: str) -> list[int]:
-    """Token ids of a completion followed by a single EOS."""
+def encode_completion(tokenizer, completion: str, add_eos: bool = True) -> list[int]:
+    """Token ids of a completion followed by a single EOS (none when `add_eos` is false).
+
+    `add_eos=False` is for a completion cut at the token limit under `--truncated no-eos`: it did not
+    end, so training must not teach that it did.
+    """
     ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
     eos = tokenizer.eos_token_id
-    if eos is not None and (not ids or ids[-1] != eos):
+    if add_eos and eos is not None and (not ids or ids[-1] != eos):
         ids.append(eos)
     return ids
 

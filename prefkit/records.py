@@ -30,6 +30,15 @@ PREFERENCES_SCHEMA: dict[str, pl.DataType] = {
     "len_chosen": pl.Int64(),
     "len_rejected": pl.Int64(),
 }
+# Written by `prefkit label` since the truncation option; optional on read (older artifacts lack them).
+# finish_*: the sampler's finish reason (stop / length; null when unrecorded); eos_*: whether the
+# trainer closes that completion with an EOS (false only for a cut completion under `no-eos`).
+PREFERENCES_TRUNCATION_SCHEMA: dict[str, pl.DataType] = {
+    "finish_chosen": pl.String(),
+    "finish_rejected": pl.String(),
+    "eos_chosen": pl.Boolean(),
+    "eos_rejected": pl.Boolean(),
+}
 STAGE_SCHEMAS = {
     "prompts": PROMPTS_SCHEMA,
     "candidates": CANDIDATES_SCHEMA,
@@ -91,7 +100,13 @@ def open_artifact(path: str | Path, expected_stage: str) -> Artifact:
     artifact = Artifact(path=path, manifest=manifest)
     schema = STAGE_SCHEMAS.get(expected_stage)
     if schema is not None:
-        check_columns(pl.read_parquet_schema(artifact.data_path), schema, artifact.data_path)
+        actual = pl.read_parquet_schema(artifact.data_path)
+        check_columns(actual, schema, artifact.data_path)
+        if expected_stage == "preferences":
+            optional = {
+                name: dtype for name, dtype in PREFERENCES_TRUNCATION_SCHEMA.items() if name in actual
+            }
+            check_columns(actual, optional, artifact.data_path)
     return artifact
 
 

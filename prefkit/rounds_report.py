@@ -9,23 +9,35 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 from prefkit.round_winrates import OPPONENTS, read_round_winrates
 
 
 def pair_statistics(preferences_dir: Path) -> dict[str, float]:
-    """Pairs kept, mean chosen/rejected lengths and mean score margin of one round's preferences."""
+    """Pairs kept, mean chosen/rejected lengths, mean score margin and truncation rates of one round's
+    preferences (`truncated_chosen`/`_rejected`: share of pairs whose side was cut at the token limit;
+    `truncated_candidates`: share of all candidates cut, which `--truncated drop` hides from the pairs)."""
     frame = pl.read_parquet(preferences_dir / "data.parquet")
     if frame.height == 0:
         return {"pairs": 0}
-    extra = read_manifest(preferences_dir).extra
+    manifest = read_manifest(preferences_dir)
+    extra = manifest.extra
     unit = extra.get("length_unit", "tokens")
-    return {
+    statistics = {
         "length_penalty": float(extra.get("length_penalty", float("nan"))),
         "pairs": frame.height,
         f"len_chosen_{unit}": float(frame["len_chosen"].mean()),
         f"len_rejected_{unit}": float(frame["len_rejected"].mean()),
         "score_margin": float((frame["score_chosen"] - frame["score_rejected"]).mean()),
     }
+    for side in ("chosen", "rejected"):
+        column = f"finish_{side}"
+        if column in frame.columns and frame[column].null_count() < frame.height:
+            statistics[f"truncated_{side}"] = float((frame[column] == "length").mean())
+    candidates = manifest.counts.get("candidates", 0)
+    if candidates:
+        statistics["truncated_candidates"] = manifest.counts.get("candidates_truncated", 0) / candidates
+    return statistics
 
 
 def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, Any]]:
@@ -42,6 +54,9 @@ def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, An
         for key in ("reward_mean", "reward_se", "kl_mean", "kl_se", "length_chars", "length_tokens"):
             if key in metrics:
                 row[key] = metrics[key]
+        if "length_chars" in row and rows and rows[0].get("length_chars"):
+            # the number iLR-DPO is judged by: the mean length against the initial policy's
+            row["length_vs_round0"] = row["length_chars"] / rows[0]["length_chars"] - 1
         if index > 0:
             row.update(pair_statistics(run_dir / name / "preferences"))
             row.update(read_round_winrates(run_dir, index))
@@ -59,7 +74,8 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
         f"# {config.name}: {finished_rounds} of {config.rounds} rounds",
         "",
         f"policy `{config.policy}`, reference `{config.reference}`, {penalty_description(config)}, "
-        f"R-DPO alpha {config.train.get('alpha', 0.0)}",
+        f"R-DPO alpha {config.train.get('alpha', 0.0)}, truncated completions: "
+        f"`{config.label.get('truncated', DEFAULT_TRUNCATION)}` (columns truncated_*: share cut at the token limit)",
         "",
         markdown_table(rows),
         "",

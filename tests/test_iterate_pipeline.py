@@ -154,4 +154,9 @@ def test_length_neutral_mode_picks_each_rounds_lambda_from_its_candidates(
     assert abs(gaps[chosen]) == min(abs(gap) for gap in gaps.values())
     pairs = pl.read_parquet(run_dir / "round-01" / "preferences" / "data.parquet")
     assert (pairs["len_chosen"] - pairs["len_rejected"]).mean() == pytest.approx(gaps[chosen])
-    assert pl.read_parquet(run_dir / "report.parquet")["length_penalty"][1] == chosen
+    report = pl.read_parquet(run_dir / "report.parquet")
+    assert report["length_penalty"][1] == chosen
+    # truncation per side travels from the candidates through the pairs into the round's report row
+    assert report["truncated_chosen"][1] == pytest.approx((pairs["finish_chosen"] == "length").mean())
+    assert report["truncated_rejected"][1] == pytest.approx((pairs["finish_rejected"] == "length").mean())
+    assert (pairs["eos_chosen"] == (pairs["finish_chosen"] != "length")).all()  # the default: no-eos

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from prefkit.errors import validated_config
+from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 
 
 def label_config(labeler: str, labeler_options: str | None, **values):
@@ -54,6 +55,11 @@ def register(app: typer.Typer) -> None:
         length_unit: str = typer.Option(
             "tokens", help="Unit of length: tokens (from completion_tokens) or chars."
         ),
+        truncated: str = typer.Option(
+            DEFAULT_TRUNCATION,
+            help="Completions cut at max_new_tokens: drop (never pair them), no-eos (pair them, train without "
+            "an EOS after the cut) or keep (pair them, train with an EOS appended, as TRL does).",
+        ),
         seed: int = typer.Option(0, help="Seed for random-pair draws (each prompt id gets its own stream)."),
         shard_size: int = typer.Option(256, help="Rows per shard: the unit of streaming and of resume."),
         license: str = typer.Option(
@@ -78,6 +84,7 @@ def register(app: typer.Typer) -> None:
             min_margin=min_margin,
             length_penalty=length_penalty,
             length_unit=length_unit,
+            truncated=truncated,
             seed=seed,
             shard_size=shard_size,
             license=license,

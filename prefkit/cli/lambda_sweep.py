@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from prefkit.errors import ConfigError
+from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 
 
 def parse_penalties(text: str) -> list[float]:
@@ -37,6 +38,10 @@ def register(app: typer.Typer) -> None:
         pairing: str = typer.Option("best-vs-worst", help="Pairing strategy, as in `prefkit label`."),
         min_margin: float = typer.Option(0.0, help="Minimum adjusted-score margin, as in `prefkit label`."),
         length_unit: str = typer.Option("tokens", help="tokens or chars."),
+        truncated: str = typer.Option(
+            DEFAULT_TRUNCATION,
+            help="drop, no-eos or keep, as in `prefkit label` (changes pairs and lengths).",
+        ),
         seed: int = typer.Option(0, help="Seed for random-pair draws."),
         out: Path = typer.Option(None, "--out", "-o", help="Also write the sweep as JSON to this file."),
     ) -> None:
@@ -53,6 +58,7 @@ def register(app: typer.Typer) -> None:
             pairing=pairing,
             min_margin=min_margin,
             length_unit=length_unit,
+            truncated=truncated,
             seed=seed,
         )
         points = penalty_sweep(candidates, config, parse_penalties(penalties))

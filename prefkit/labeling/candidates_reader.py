@@ -30,6 +30,7 @@ def check_candidates(path: Path, length_unit: str) -> int:
     """Validate structure (ids unique, prompts present, token counts aligned); return the row count."""
     columns = pl.read_parquet_schema(path)
     has_tokens = "completion_tokens" in columns
+    has_reasons = "finish_reasons" in columns
     frame = (
         pl.scan_parquet(path)
         .select(
@@ -44,6 +45,9 @@ def check_candidates(path: Path, length_unit: str) -> int:
                 if has_tokens
                 else pl.lit(None, pl.Boolean)
             ).alias("token_nulls"),
+            (pl.col("finish_reasons").list.len() if has_reasons else pl.lit(None, pl.UInt32)).alias(
+                "n_reasons"
+            ),
         )
         .with_row_index("row", offset=1)
         .collect()
@@ -73,18 +77,19 @@ def check_candidates(path: Path, length_unit: str) -> int:
         _first_failure(
             frame, pl.col("token_nulls").fill_null(False), path, "completion_tokens", "holds a null", hint
         )
-    mismatched = pl.col("n_tokens").is_not_null() & (
-        pl.col("n_tokens") != pl.col("n_completions").fill_null(0)
-    )
-    rows = frame.filter(mismatched)
-    if rows.height:
-        first = rows.row(0, named=True)
-        raise InputError(
-            f"has {first['n_tokens']} entries but 'completions' has {first['n_completions'] or 0}",
-            file=path,
-            row=first["row"],
-            field="completion_tokens",
+    for count_column, field in (("n_tokens", "completion_tokens"), ("n_reasons", "finish_reasons")):
+        mismatched = pl.col(count_column).is_not_null() & (
+            pl.col(count_column) != pl.col("n_completions").fill_null(0)
         )
+        rows = frame.filter(mismatched)
+        if rows.height:
+            first = rows.row(0, named=True)
+            raise InputError(
+                f"has {first[count_column]} entries but 'completions' has {first['n_completions'] or 0}",
+                file=path,
+                row=first["row"],
+                field=field,
+            )
     return frame.height
 
 
@@ -103,7 +108,7 @@ def iter_candidate_shards(
     parquet = pq.ParquetFile(path)
     columns = [
         name
-        for name in ("prompt_id", "prompt", "completions", "completion_tokens")
+        for name in ("prompt_id", "prompt", "completions", "completion_tokens", "finish_reasons")
         if name in parquet.schema_arrow.names
     ]
     first_row = 1

@@ -30,6 +30,22 @@ class CardInputs:
     statistics: Mapping[str, Mapping[str, float]]
     example: Mapping[str, Any] | None
     rendered_prompt: str | None
+    truncation: Mapping[str, float | None] | None = None  # see truncation_rates
+
+
+def truncation_rates(frame: pl.DataFrame) -> dict[str, float | None]:
+    """Share of kept pairs whose chosen / rejected completion was cut at the token limit.
+
+    None for a side whose finish reasons were not recorded (candidates from an older sampler).
+    """
+    rates: dict[str, float | None] = {}
+    for side in ("chosen", "rejected"):
+        column = f"finish_{side}"
+        if frame.height == 0 or column not in frame.columns or frame[column].null_count() == frame.height:
+            rates[f"truncated_{side}"] = None
+        else:
+            rates[f"truncated_{side}"] = round(float((frame[column] == "length").mean()), 4)
+    return rates
 
 
 def column_statistics(frame: pl.DataFrame) -> dict[str, dict[str, float]]:
@@ -89,6 +105,7 @@ def render_card(inputs: CardInputs) -> str:
             "min_margin": config.get("min_margin"),
             "length_penalty_lambda": config.get("length_penalty"),
             "length_unit": config.get("length_unit"),
+            "truncated": config.get("truncated", "keep"),
             "seed": config.get("seed"),
         },
     }
@@ -114,8 +131,12 @@ def render_card(inputs: CardInputs) -> str:
         lines.append(f"| dropped: {reason} | {count} |")
     lines += [
         "",
-        "Drop units: `empty_completion` and `nan_score` count candidates; `tie` and `below_margin` count "
+        "Drop units: `empty_completion`, `nan_score` and `truncated` count candidates; `tie` and `below_margin` count "
         "candidate pairs; `too_few_candidates` counts prompts.",
+        "",
+    ]
+    lines += _truncation_block(inputs.truncation, inputs.counts, str(config.get("truncated", "keep")))
+    lines += [
         "",
         "## Score and length, chosen vs rejected",
     ]
@@ -123,6 +144,34 @@ def render_card(inputs: CardInputs) -> str:
     lines += ["", f"![score and length histograms]({HISTOGRAM_FILE})", "", "## Example", ""]
     lines += _example_block(inputs.example, inputs.rendered_prompt)
     return "\n".join(lines) + "\n"
+
+
+TRUNCATION_MEANING = {
+    "drop": "never paired (counted as `dropped: truncated`)",
+    "no-eos": "paired, and trained without an EOS after the cut (`eos_*` false), so no stop signal is taught",
+    "keep": "paired, and trained with an EOS appended (as TRL does)",
+}
+
+
+def _truncation_block(
+    rates: Mapping[str, float | None] | None, counts: Mapping[str, Any], mode: str
+) -> list[str]:
+    candidates = int(counts.get("candidates", 0))
+    lines = ["", "## Truncated completions", ""]
+    lines.append(
+        f"Completions cut at `max_new_tokens` (finish reason `length`) are {TRUNCATION_MEANING[mode]}."
+    )
+    if candidates:
+        cut = int(counts.get("candidates_truncated", 0))
+        lines.append(f"Candidates cut: {cut} of {candidates} ({cut / candidates:.1%}).")
+    if rates and any(value is not None for value in rates.values()):
+        lines += ["", "| side | pairs with a cut completion |", "| --- | --- |"]
+        for side in ("chosen", "rejected"):
+            value = rates.get(f"truncated_{side}")
+            lines.append(f"| {side} | {'unrecorded' if value is None else f'{value:.1%}'} |")
+    else:
+        lines.append("The sampler recorded no finish reasons, so every completion counts as finished.")
+    return lines
 
 
 def _statistics_table(statistics: Mapping[str, Mapping[str, float]], length_unit: str) -> list[str]:

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 STRATEGIES = ("best-vs-worst", "all-pairs", "random-pair")
+# what to do with completions cut at max_new_tokens (finish reason "length"); see docs/labeling.md
+TRUNCATION_MODES = ("drop", "no-eos", "keep")
+DEFAULT_TRUNCATION = "no-eos"
 
 # drop reasons (also the keys of the `dropped` counts in manifests and cards)
 TIE = "tie"
@@ -22,6 +25,7 @@ BELOW_MARGIN = "below_margin"
 EMPTY_COMPLETION = "empty_completion"
 NAN_SCORE = "nan_score"
 TOO_FEW_CANDIDATES = "too_few_candidates"
+TRUNCATED = "truncated"
 
 
 @dataclass(frozen=True)
@@ -48,15 +52,46 @@ def length_adjusted_scores(scores: list[float], lengths: list[int], length_penal
     return [score - length_penalty * length for score, length in zip(scores, lengths, strict=True)]
 
 
-def usable_candidates(completions: list[str], scores: list[float]) -> tuple[list[int], Counter]:
-    """Indices of candidates that can be paired: non-empty text and a finite score; drops counted."""
+def is_truncated(finish_reason: str | None) -> bool:
+    """True for a completion cut at the token limit (vLLM's and our samplers' finish reason "length")."""
+    return finish_reason == "length"
+
+
+def appends_eos(finish_reason: str | None, truncation: str) -> bool:
+    """Whether the trainer closes this completion with an EOS: always, except a cut one under `no-eos`."""
+    return not (truncation == "no-eos" and is_truncated(finish_reason))
+
+
+def trained_length(length: int, finish_reason: str | None, truncation: str, length_unit: str) -> int:
+    """A candidate's length as the trainer will see it, from the sampler's length.
+
+    The sampler's token count includes the EOS the model emitted (finish "stop") and has none for a cut
+    completion; the trainer appends one to a cut completion unless `truncation` is `no-eos`. An EOS has
+    no characters, so lengths in chars are unchanged.
+    """
+    if length_unit == "tokens" and is_truncated(finish_reason) and appends_eos(finish_reason, truncation):
+        return length + 1
+    return length
+
+
+def usable_candidates(
+    completions: list[str],
+    scores: list[float],
+    finish_reasons: list[str | None] | None = None,
+    truncation: str = "keep",
+) -> tuple[list[int], Counter]:
+    """Indices of candidates that can be paired: non-empty text, a finite score, and (under `drop`) not
+    cut at the token limit; drops counted."""
     keep: list[int] = []
     dropped: Counter = Counter()
-    for index, (text, score) in enumerate(zip(completions, scores, strict=True)):
+    reasons = finish_reasons if finish_reasons is not None else [None] * len(completions)
+    for index, (text, score, reason) in enumerate(zip(completions, scores, reasons, strict=True)):
         if not text or not text.strip():
             dropped[EMPTY_COMPLETION] += 1
         elif score is None or not math.isfinite(score):
             dropped[NAN_SCORE] += 1
+        elif truncation == "drop" and is_truncated(reason):
+            dropped[TRUNCATED] += 1
         else:
             keep.append(index)
     return keep, dropped
@@ -126,9 +161,15 @@ def make_pairs(
     length_penalty: float = 0.0,
     min_margin: float = 0.0,
     rng: random.Random | None = None,
+    finish_reasons: list[str | None] | None = None,
+    truncation: str = "keep",
 ) -> PairingResult:
-    """Pairs for one prompt: drop unusable candidates, adjust for length, then apply `strategy`."""
-    indices, dropped = usable_candidates(completions, scores)
+    """Pairs for one prompt: drop unusable candidates, adjust for length, then apply `strategy`.
+
+    `finish_reasons` (one per completion, None when unknown) matter only under `truncation="drop"`, where
+    completions cut at the token limit are never paired; `lengths` should already be `trained_length`s.
+    """
+    indices, dropped = usable_candidates(completions, scores, finish_reasons, truncation)
     usable = set(indices)
     # unusable candidates get a placeholder 0.0: they are never paired, but keep positions aligned
     adjusted = length_adjusted_scores(

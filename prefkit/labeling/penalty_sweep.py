@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefkit.labeling.candidates_reader import check_candidates, iter_candidate_shards
+from prefkit.labeling.pairing import is_truncated
 from prefkit.labeling.registry import load_labeler
 from prefkit.labeling.stage import LabelConfig, ScoredShard, close_labeler, pair_scored, score_shard
 from prefkit.records import open_artifact
@@ -28,6 +29,8 @@ class PenaltyPoint:
     length_gap: float  # mean (len_chosen - len_rejected), in the sweep's length unit
     chosen_longer: float  # share of pairs whose chosen completion is longer
     score_margin: float  # mean raw (unpenalised) score_chosen - score_rejected
+    truncated_chosen: float = math.nan  # share of pairs whose chosen completion was cut at the token limit
+    truncated_rejected: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -37,13 +40,15 @@ def sweep_point(shards: list[ScoredShard], config: LabelConfig, length_penalty: 
     """Pair every prompt's candidates under `length_penalty` (other settings from `config`) and summarise."""
     gaps: list[int] = []
     margins: list[float] = []
+    cut_chosen = cut_rejected = 0
     for shard in shards:
-        for scores, lengths, result in zip(
-            shard.scores, shard.lengths, pair_scored(shard, config, length_penalty), strict=True
-        ):
+        for offset, result in enumerate(pair_scored(shard, config, length_penalty)):
+            scores, lengths, reasons = shard.scores[offset], shard.lengths[offset], shard.reasons(offset)
             for pair in result.pairs:
                 gaps.append(lengths[pair.chosen] - lengths[pair.rejected])
                 margins.append(scores[pair.chosen] - scores[pair.rejected])
+                cut_chosen += is_truncated(reasons[pair.chosen])
+                cut_rejected += is_truncated(reasons[pair.rejected])
     count = len(gaps)
     return PenaltyPoint(
         length_penalty=length_penalty,
@@ -51,6 +56,8 @@ def sweep_point(shards: list[ScoredShard], config: LabelConfig, length_penalty: 
         length_gap=sum(gaps) / count if count else math.nan,
         chosen_longer=sum(gap > 0 for gap in gaps) / count if count else math.nan,
         score_margin=sum(margins) / count if count else math.nan,
+        truncated_chosen=cut_chosen / count if count else math.nan,
+        truncated_rejected=cut_rejected / count if count else math.nan,
     )
 
 
@@ -80,13 +87,15 @@ def penalty_sweep(candidates: str | Path, config: LabelConfig, penalties: list[f
 def render_sweep(points: list[PenaltyPoint], unit: str) -> str:
     """A Markdown table of the sweep and the length-neutral lambda."""
     lines = [
-        f"| lambda (per {unit.rstrip('s')}) | pairs | mean length gap ({unit}) | chosen longer | score margin |",
-        "| --- | --- | --- | --- | --- |",
+        f"| lambda (per {unit.rstrip('s')}) | pairs | mean length gap ({unit}) | chosen longer | score margin "
+        "| cut chosen | cut rejected |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for point in points:
         lines.append(
             f"| {point.length_penalty:g} | {point.pairs} | {point.length_gap:+.1f} | "
-            f"{point.chosen_longer:.0%} | {point.score_margin:.3f} |"
+            f"{point.chosen_longer:.0%} | {point.score_margin:.3f} | "
+            f"{_share(point.truncated_chosen)} | {_share(point.truncated_rejected)} |"
         )
     neutral = length_neutral_penalty(points)
     lines.append("")
@@ -96,3 +105,7 @@ def render_sweep(points: list[PenaltyPoint], unit: str) -> str:
         else "no lambda in this grid kept any pair"
     )
     return "\n".join(lines)
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0%}"

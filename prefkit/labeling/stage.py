@@ -24,19 +24,38 @@ from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
 from prefkit.errors import ConfigError, ModelError, PrefkitError
 from prefkit.labeling.base import Labeler, ReportsUsage
 from prefkit.labeling.candidates_reader import CandidateShard, check_candidates, iter_candidate_shards
-from prefkit.labeling.card import HISTOGRAM_FILE, CardInputs, column_statistics, render_card, write_histograms
-from prefkit.labeling.pairing import STRATEGIES, PairingResult, make_pairs, row_rng
+from prefkit.labeling.card import (
+    HISTOGRAM_FILE,
+    CardInputs,
+    column_statistics,
+    render_card,
+    truncation_rates,
+    write_histograms,
+)
+from prefkit.labeling.pairing import (
+    DEFAULT_TRUNCATION,
+    STRATEGIES,
+    TRUNCATION_MODES,
+    PairingResult,
+    appends_eos,
+    is_truncated,
+    make_pairs,
+    row_rng,
+    trained_length,
+)
 from prefkit.labeling.registry import load_labeler
 from prefkit.models import EMBEDDED_ALIASES, cache_home
-from prefkit.records import PREFERENCES_SCHEMA, Artifact, open_artifact
+from prefkit.records import PREFERENCES_SCHEMA, PREFERENCES_TRUNCATION_SCHEMA, Artifact, open_artifact
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     **PREFERENCES_SCHEMA,
     "margin": pl.Float64(),
     "chosen_index": pl.Int64(),
     "rejected_index": pl.Int64(),
+    **PREFERENCES_TRUNCATION_SCHEMA,
 }
 COUNTS_DIR = "shard-counts"
+COUNTED = ("prompts", "prompts_with_pairs", "pairs", "candidates", "candidates_truncated")
 
 
 class LabelConfig(BaseModel):
@@ -54,6 +73,11 @@ class LabelConfig(BaseModel):
         0.0, description="lambda in `score - lambda * length` used to rank candidates"
     )
     length_unit: str = Field("tokens", description="tokens (from completion_tokens) or chars")
+    truncated: str = Field(
+        DEFAULT_TRUNCATION,
+        description="completions cut at max_new_tokens: drop (never pair them), no-eos (pair them, train "
+        "without an EOS after the cut) or keep (pair them, train with an EOS appended)",
+    )
     seed: int = Field(0, description="seed of random-pair draws (per prompt id)")
     shard_size: int = Field(256, gt=0, description="rows scored and written per shard (resume unit)")
     license: str = Field(
@@ -65,6 +89,13 @@ class LabelConfig(BaseModel):
     def _known_pairing(cls, value: str) -> str:
         if value not in STRATEGIES:
             raise ValueError(f"must be one of {', '.join(STRATEGIES)}")
+        return value
+
+    @field_validator("truncated")
+    @classmethod
+    def _known_truncation(cls, value: str) -> str:
+        if value not in TRUNCATION_MODES:
+            raise ValueError(f"must be one of {', '.join(TRUNCATION_MODES)}")
         return value
 
     @field_validator("length_unit")
@@ -110,7 +141,9 @@ def label(
         close_labeler(labeler)
     counts, usage = _merge_counts(counts_dir, run.completed_shards())
     _write_data(run, work_dir / DATA_FILE)
-    numbers = pl.read_parquet(work_dir / DATA_FILE, columns=list(PREFERENCES_SCHEMA)[4:])
+    numbers = pl.read_parquet(
+        work_dir / DATA_FILE, columns=[*list(PREFERENCES_SCHEMA)[4:], *PREFERENCES_TRUNCATION_SCHEMA]
+    )
     write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
     card = render_card(_card_inputs(source, run, counts, numbers, work_dir / DATA_FILE))
     for path in counts_dir.glob("*.json"):
@@ -122,6 +155,7 @@ def label(
         "use_chat_template": source.manifest.extra.get("use_chat_template"),
         "length_unit": config.length_unit,
         "length_penalty": config.length_penalty,
+        "truncated": config.truncated,
     }
     run.finish(counts=counts, card=card, extra=extra)
     return open_artifact(run.out, "preferences")
@@ -129,13 +163,25 @@ def label(
 
 @dataclass(frozen=True)
 class ScoredShard:
-    """One shard's candidates with their labeler scores and lengths (in the configured unit)."""
+    """One shard's candidates with their labeler scores, finish reasons and lengths.
+
+    Lengths are in the configured unit and counted as the trainer will see the completion (a cut
+    completion's appended EOS included or not, see `pairing.trained_length`). A finish reason is None
+    when the sampler did not record it (such a completion is treated as finished).
+    """
 
     prompt_ids: list[str]
     prompts: list[str]
     completions: list[list[str]]
     scores: list[list[float]]
     lengths: list[list[int]]
+    finish_reasons: list[list[str | None]] | None = None  # None: none recorded
+
+    def reasons(self, offset: int) -> list[str | None]:
+        """The finish reasons of row `offset` (None for each completion when unrecorded)."""
+        if self.finish_reasons is None:
+            return [None] * len(self.completions[offset])
+        return self.finish_reasons[offset]
 
 
 def score_shard(shard: CandidateShard, labeler: Labeler, config: LabelConfig, source: Path) -> ScoredShard:
@@ -151,9 +197,21 @@ def score_shard(shard: CandidateShard, labeler: Labeler, config: LabelConfig, so
         if "completion_tokens" in frame.columns
         else [None] * frame.height
     )
-    lengths = [
+    reasons = (
+        [[reason or None for reason in row or []] for row in frame["finish_reasons"].to_list()]
+        if "finish_reasons" in frame.columns
+        else [[None] * len(texts) for texts in completions]
+    )
+    sampled_lengths = [
         list(row_tokens or []) if config.length_unit == "tokens" else [len(text) for text in texts]
         for texts, row_tokens in zip(completions, tokens, strict=True)
+    ]
+    lengths = [
+        [
+            trained_length(length, reason, config.truncated, config.length_unit)
+            for length, reason in zip(row_lengths, row_reasons, strict=True)
+        ]
+        for row_lengths, row_reasons in zip(sampled_lengths, reasons, strict=True)
     ]
     return ScoredShard(
         prompt_ids=[str(prompt_id) for prompt_id in frame["prompt_id"].to_list()],
@@ -161,13 +219,14 @@ def score_shard(shard: CandidateShard, labeler: Labeler, config: LabelConfig, so
         completions=completions,
         scores=[[float(value) for value in row] for row in scores],
         lengths=lengths,
+        finish_reasons=reasons,
     )
 
 
 def pair_scored(scored: ScoredShard, config: LabelConfig, length_penalty: float) -> Iterator[PairingResult]:
     """Each prompt's pairs under `length_penalty` (strategy, margin and seed from `config`), in row order."""
-    for prompt_id, texts, scores, lengths in zip(
-        scored.prompt_ids, scored.completions, scored.scores, scored.lengths, strict=True
+    for offset, (prompt_id, texts, scores, lengths) in enumerate(
+        zip(scored.prompt_ids, scored.completions, scored.scores, scored.lengths, strict=True)
     ):
         yield make_pairs(
             config.pairing,
@@ -177,6 +236,8 @@ def pair_scored(scored: ScoredShard, config: LabelConfig, length_penalty: float)
             length_penalty=length_penalty,
             min_margin=config.min_margin,
             rng=row_rng(config.seed, prompt_id),
+            finish_reasons=scored.reasons(offset),
+            truncation=config.truncated,
         )
 
 
@@ -191,6 +252,7 @@ def label_shard(
     for offset, result in enumerate(pair_scored(scored, config, config.length_penalty)):
         prompt_id = scored.prompt_ids[offset]
         texts, scores, lengths = scored.completions[offset], scored.scores[offset], scored.lengths[offset]
+        reasons = scored.reasons(offset)
         dropped.update(result.dropped)
         with_pairs += bool(result.pairs)
         for pair in result.pairs:
@@ -207,12 +269,22 @@ def label_shard(
                     "margin": pair.margin,
                     "chosen_index": pair.chosen,
                     "rejected_index": pair.rejected,
+                    "finish_chosen": reasons[pair.chosen],
+                    "finish_rejected": reasons[pair.rejected],
+                    "eos_chosen": appends_eos(reasons[pair.chosen], config.truncated),
+                    "eos_rejected": appends_eos(reasons[pair.rejected], config.truncated),
                 }
             )
     counts = {
         "prompts": len(scored.prompt_ids),
         "prompts_with_pairs": with_pairs,
         "pairs": len(rows),
+        "candidates": sum(len(texts) for texts in scored.completions),
+        "candidates_truncated": sum(
+            is_truncated(reason)
+            for offset in range(len(scored.completions))
+            for reason in scored.reasons(offset)
+        ),
         "dropped": dict(dropped),
     }
     return pl.DataFrame(rows, schema=OUTPUT_SCHEMA), counts
@@ -253,7 +325,7 @@ def _merge_counts(counts_dir: Path, shards: set[int]) -> tuple[dict[str, Any], d
     usage: Counter = Counter()
     for index in sorted(shards):
         shard = json.loads((counts_dir / f"{index:05d}.json").read_text())
-        total.update({key: shard[key] for key in ("prompts", "prompts_with_pairs", "pairs")})
+        total.update({key: shard.get(key, 0) for key in COUNTED})
         dropped.update(shard["dropped"])
         usage.update(shard["usage"])
     usage_summary: dict[str, float] = dict(usage)
@@ -291,6 +363,7 @@ def _card_inputs(
         statistics=column_statistics(numbers),
         example=example,
         rendered_prompt=_rendered_prompt(source, example),
+        truncation=truncation_rates(numbers),
     )
 
 

@@ -24,7 +24,11 @@ def write_candidates(
         filled.append(row)
     run = StageRun(out, "candidates", config or {"model": "test"}, {})
     run.open()
-    run.write_data(pl.DataFrame(filled, schema=CANDIDATES_SCHEMA))
+    # finish_reasons is written by the sampler but optional on read: include it only when a test gives it
+    schema = CANDIDATES_SCHEMA | (
+        {"finish_reasons": pl.List(pl.String())} if any("finish_reasons" in row for row in rows) else {}
+    )
+    run.write_data(pl.DataFrame(filled, schema=schema))
     run.finish(
         counts={"prompts": len(rows)}, extra=extra if extra is not None else {"use_chat_template": True}
     )

@@ -24,7 +24,7 @@ SHARD = ScoredShard(
 def test_sweep_point_by_hand():
     config = LabelConfig(length_unit="chars")
     # lambda 0: prompt a pairs 0 (30 chars) over 2 (20): gap +10, margin 1.0; prompt b pairs 0 over 1: gap -30, margin 0.3
-    assert sweep_point([SHARD], config, 0.0) == PenaltyPoint(0.0, 2, -10.0, 0.5, 0.65)
+    assert sweep_point([SHARD], config, 0.0) == PenaltyPoint(0.0, 2, -10.0, 0.5, 0.65, 0.0, 0.0)
     # lambda 0.02: prompt a's adjusted scores are 0.4, 0.6, -0.4, so 1 (10 chars) beats 2: gap -10, margin 0.8
     point = sweep_point([SHARD], config, 0.02)
     assert (point.pairs, point.length_gap, point.chosen_longer) == (2, -20.0, 0.0)

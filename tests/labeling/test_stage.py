@@ -29,6 +29,8 @@ def test_vader_pairs_positive_over_negative(sentiment_candidates, tmp_path):
         "prompts": 8,
         "prompts_with_pairs": 8,
         "pairs": 8,
+        "candidates": 24,
+        "candidates_truncated": 0,
         "dropped": {},
         "labeler_usage": {},
     }

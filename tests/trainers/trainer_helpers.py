@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from prefkit.artifacts import StageRun
-from prefkit.records import PREFERENCES_SCHEMA
+from prefkit.records import PREFERENCES_SCHEMA, PREFERENCES_TRUNCATION_SCHEMA
 
 TOPICS = [
     "movie",
@@ -51,6 +51,10 @@ def write_preferences(out: Path, rows: list[dict], use_chat_template: bool | Non
     """A finished 'preferences' artifact holding `rows`."""
     run = StageRun(out, "preferences", {"rows": len(rows), "chat": use_chat_template}, {})
     run.open()
-    run.write_data(pl.DataFrame(rows, schema=PREFERENCES_SCHEMA))
+    # the truncation columns are optional: written only when a test gives them
+    schema = PREFERENCES_SCHEMA | {
+        name: dtype for name, dtype in PREFERENCES_TRUNCATION_SCHEMA.items() if rows and name in rows[0]
+    }
+    run.write_data(pl.DataFrame(rows, schema=schema))
     run.finish(counts={"pairs": len(rows)}, extra={"use_chat_template": use_chat_template})
     return out

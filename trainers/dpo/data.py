@@ -25,7 +25,8 @@ from prefkit.chat import encode_completion, encode_prompt
 
 @dataclass(frozen=True)
 class TokenizedPair:
-    """One preference pair as token ids; the completions end with one EOS unless truncated."""
+    """One preference pair as token ids; a completion ends with one EOS unless it was cut (at sampling
+    under `--truncated no-eos`, or here by max_length)."""
 
     prompt: list[int]
     chosen: list[int]
@@ -54,15 +55,27 @@ def tokenize_pairs(
     *,
     use_chat_template: bool | None,
     max_length: int,
+    eos_chosen: Sequence[bool] | None = None,
+    eos_rejected: Sequence[bool] | None = None,
 ) -> tuple[list[TokenizedPair], int]:
-    """Token ids of every pair (prompt rendered as in sampling) and the number of pairs truncated."""
+    """Token ids of every pair (prompt rendered as in sampling) and the number of pairs truncated.
+
+    `eos_chosen` / `eos_rejected` are the preferences' per-row flags (all true when absent): a false flag
+    leaves that completion without a closing EOS, in every batch layout, since layouts only place ids.
+    """
+    eos_chosen = [True] * len(chosen) if eos_chosen is None else eos_chosen
+    eos_rejected = [True] * len(rejected) if eos_rejected is None else eos_rejected
     prompt_cache: dict[str, list[int]] = {}
     pairs, truncated = [], 0
-    for prompt, good, bad in zip(prompts, chosen, rejected, strict=True):
+    for prompt, good, bad, good_eos, bad_eos in zip(
+        prompts, chosen, rejected, eos_chosen, eos_rejected, strict=True
+    ):
         if prompt not in prompt_cache:
             prompt_cache[prompt] = encode_prompt(tokenizer, prompt, use_chat_template)
         pair = TokenizedPair(
-            prompt_cache[prompt], encode_completion(tokenizer, good), encode_completion(tokenizer, bad)
+            prompt_cache[prompt],
+            encode_completion(tokenizer, good, add_eos=good_eos),
+            encode_completion(tokenizer, bad, add_eos=bad_eos),
         )
         fitted = truncate_pair(pair, max_length)
         truncated += fitted is not pair

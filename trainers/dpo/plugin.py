@@ -62,6 +62,9 @@ class DPOTrainerPlugin:
             table["rejected"].to_list(),
             use_chat_template=request.use_chat_template,
             max_length=config.max_length,
+            # per-row EOS flags from `prefkit label --truncated` (older preferences lack them: EOS everywhere)
+            eos_chosen=eos_flags(table, "eos_chosen"),
+            eos_rejected=eos_flags(table, "eos_rejected"),
         )
         policy = load_causal_lm(
             config.policy, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
@@ -126,6 +129,13 @@ class DPOTrainerPlugin:
                 "processes": accelerator.num_processes,
             },
         )
+
+
+def eos_flags(table, column: str) -> list[bool] | None:
+    """The preferences' per-row EOS flag of one side (a null counts as true), or None when absent."""
+    if column not in table.columns:
+        return None
+    return [flag is not False for flag in table[column].to_list()]
 
 
 def mixed_precision(dtype: str) -> str:

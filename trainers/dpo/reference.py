@@ -1,7 +1,8 @@
 """Reference log-probs: computed once per (reference model, token ids, precision), cached on disk, reused.
 
 The key hashes the reference model's content, the exact token ids of every pair (which covers the data,
-the tokenizer, the chat template and max_length) and the compute precision. Reruns, beta sweeps and
+the tokenizer, the chat template, max_length and the per-row EOS flags of `prefkit label --truncated`) and
+the compute precision. Reruns, beta sweeps and
 later rounds that train on the same pairs against the same reference read the cache instead of running
 the reference model again; nothing is recomputed per epoch.
 """

@@ -161,4 +161,11 @@ class TRLTrainerPlugin:
             history=history,
             steps=trainer.state.global_step,
             extra={"trl_version": trl.__version__, "conversational": conversational},
+            # TRL closes every completion with an EOS: rows `prefkit label --truncated no-eos` flagged
+            # otherwise are trained as under `keep`; recorded so the manifest says so
+            counts={
+                "eos_flags_ignored": sum(
+                    row.get("eos_chosen") is False or row.get("eos_rejected") is False for row in table
+                )
+            },
         )
