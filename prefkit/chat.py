@@ -193,36 +193,42 @@ def render_assistant_turn(tokenizer, prompt: Conversation, answer: str, system: 
 
 
 def encode_assistant_turn(
-    tokenizer, prompt: Conversation, answer: str, system: str | None = None
+    tokenizer, prompt: Conversation, answer: str, system: str | None = None, *, add_eos: bool = True
 ) -> list[int]:
     """Completion ids of a conversational answer: the template's assistant turn after the prompt, ending
-    with the end-of-turn token (what follows it is dropped; a template that writes none gets one EOS)."""
-    ids = list(
-        tokenizer(render_assistant_turn(tokenizer, prompt, answer, system), add_special_tokens=False)[
-            "input_ids"
-        ]
-    )
+    with the end-of-turn token (what follows it is dropped; a template that writes none gets one EOS).
+
+    `add_eos=False` leaves the end-of-turn token off, for an answer cut by the token limit: the model did
+    not end its turn there, so it must not learn to."""
+    rendered = render_assistant_turn(tokenizer, prompt, answer, system)
+    ids = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
     special = special_token_ids(tokenizer)
     seen_text = False
     for index, token in enumerate(ids):
         if token in special and seen_text:
-            return ids[: index + 1]
+            return ids[: index + 1] if add_eos else ids[:index]
         seen_text = seen_text or token not in special
     eos = tokenizer.eos_token_id
-    return ids + ([eos] if eos is not None else [])
+    return ids + ([eos] if eos is not None and add_eos else [])
 
 
 def encode_answer(
-    tokenizer, prompt: Prompt, completion: str | Sequence[Message], use_chat_template: bool | None = None
+    tokenizer,
+    prompt: Prompt,
+    completion: str | Sequence[Message],
+    use_chat_template: bool | None = None,
+    *,
+    add_eos: bool = True,
 ) -> list[int]:
     """Completion ids under the one rule: a conversational prompt gets the template's assistant turn, a
-    string prompt gets the plain text plus one EOS (as sampling produced it)."""
+    string prompt gets the plain text plus one EOS (as sampling produced it). `add_eos=False` leaves the
+    closing EOS / end-of-turn token off (a completion cut at the token limit)."""
     text = completion_text(completion)
     if is_conversation(prompt):
         if not wants_chat_template(tokenizer, use_chat_template):
             raise ModelError("a conversational prompt needs a chat template (--no-chat-template was given)")
-        return encode_assistant_turn(tokenizer, prompt, text)
-    return encode_completion(tokenizer, text)
+        return encode_assistant_turn(tokenizer, prompt, text, add_eos=add_eos)
+    return encode_completion(tokenizer, text, add_eos=add_eos)
 
 
 def encode_pairs(
