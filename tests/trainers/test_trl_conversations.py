@@ -92,3 +92,44 @@ def test_trl_plugin_passes_conversations_as_is(tiny_model_dir, tmp_path):
     )
     assert result.steps == 2 and result.extra["conversational"] is True
     assert all(math.isfinite(record["loss"]) for record in result.history)
+
+
+# what each family's template writes after the end-of-turn token: TRL trains on it, prefkit stops before it
+TRAILING_TEXT = {"chatml": "\n", "llama3": "", "mistral": "", "gemma": "\n"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", sorted(TRAILING_TEXT))
+def test_trl_ids_per_template_family(tiny_model_dir, tmp_path, style):
+    """Prompt ids equal TRL's for all four families; completions differ by exactly the trailing text."""
+    datasets = pytest.importorskip("datasets")
+    trl = pytest.importorskip("trl")
+    from jinja2.exceptions import TemplateError
+
+    from prefkit.chat import encode_answer, encode_prompt
+    from prefkit.models import load_causal_lm, load_tokenizer
+    from prefkit.testing.chat_templates import with_chat_style
+
+    tokenizer = with_chat_style(load_tokenizer(str(tiny_model_dir)), style)
+    model = load_causal_lm(str(tiny_model_dir), device="cpu")
+    row = conversation_rows(1)[0]
+    history = row["prompt"][1:]  # TRL refuses a system turn under Mistral and Gemma (checked below)
+
+    def trl_ids(prompt):
+        args = trl.DPOConfig(output_dir=str(tmp_path / "trl"), report_to=[], use_cpu=True, bf16=False)
+        data = datasets.Dataset.from_list([{**row, "prompt": prompt}])
+        trainer = trl.DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+        return trainer.train_dataset[0]
+
+    theirs = trl_ids(history)
+    trailing = tokenizer(TRAILING_TEXT[style], add_special_tokens=False)["input_ids"]
+    assert theirs["prompt_ids"] == encode_prompt(tokenizer, history)
+    assert theirs["chosen_ids"] == encode_answer(tokenizer, history, row["chosen"]) + trailing
+    assert theirs["rejected_ids"] == encode_answer(tokenizer, history, row["rejected"]) + trailing
+    if style in ("mistral", "gemma"):
+        # with the system turn TRL stops at the template's error; prefkit merges it into the first user turn
+        with pytest.raises(TemplateError):
+            trl_ids(row["prompt"])
+        assert "You answer in one short sentence.\n\nWrite one sentence" in tokenizer.decode(
+            encode_prompt(tokenizer, row["prompt"])
+        )
