@@ -18,15 +18,14 @@ needs logits for completion tokens only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from prefkit.chat import encode_answer, encode_prompt
 from prefkit.conversation import Message, Prompt, prompt_key
-from prefkit.errors import PrefkitError
+from prefkit.errors import located
 
 
 @dataclass(frozen=True)
@@ -76,30 +75,18 @@ def tokenize_pairs(
     rows = zip(prompts, chosen, rejected, eos_chosen, eos_rejected, strict=True)
     for row, (prompt, good, bad, good_eos, bad_eos) in enumerate(rows, start=1):
         key = prompt_key(prompt)
-        with _naming_row(row, "prompt"):
+        with located(row=row, field="prompt"):
             if key not in prompt_cache:
                 prompt_cache[key] = encode_prompt(tokenizer, prompt, use_chat_template)
-        with _naming_row(row, "chosen"):
+        with located(row=row, field="chosen"):
             chosen_ids = encode_answer(tokenizer, prompt, good, use_chat_template, add_eos=good_eos)
-        with _naming_row(row, "rejected"):
+        with located(row=row, field="rejected"):
             rejected_ids = encode_answer(tokenizer, prompt, bad, use_chat_template, add_eos=bad_eos)
         pair = TokenizedPair(prompt_cache[key], chosen_ids, rejected_ids)
         fitted = truncate_pair(pair, max_length)
         truncated += fitted is not pair
         pairs.append(fitted)
     return pairs, truncated
-
-
-@contextmanager
-def _naming_row(row: int, column: str) -> Iterator[None]:
-    """Re-raise a rendering error (template refusal, already-templated text) with the pair's row and column."""
-    try:
-        yield
-    except PrefkitError as error:
-        if error.row is not None:
-            raise
-        field = column if error.field in (None, "completion") else error.field
-        raise type(error)(error.message, file=error.file, row=row, field=field, hint=error.hint) from None
 
 
 def pairs_hash(pairs: Sequence[TokenizedPair]) -> str:
