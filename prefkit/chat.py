@@ -103,7 +103,11 @@ def template_markers(tokenizer) -> list[str]:
     cached = _MARKERS.get(tokenizer)
     if cached is not None and cached[0] == template:
         return cached[1]
-    ids = tokenizer(apply_template(tokenizer, _PROBE, add_generation_prompt=True), add_special_tokens=False)
+    try:
+        probe = apply_template(tokenizer, _PROBE, add_generation_prompt=True)
+    except ModelError:  # a template that takes no assistant turns still shows its markers on one user turn
+        probe = apply_template(tokenizer, _PROBE[:1], add_generation_prompt=True)
+    ids = tokenizer(probe, add_special_tokens=False)
     special = special_token_ids(tokenizer)
     markers = sorted({tokenizer.decode([i]) for i in ids["input_ids"] if i in special} - {""})
     _MARKERS[tokenizer] = (template, markers)

@@ -192,3 +192,23 @@ def test_string_prompts_keep_plain_text_plus_one_eos(base_tokenizer):
 def test_conversation_needs_a_template(base_tokenizer):
     with pytest.raises(ModelError, match="needs a chat template"):
         encode_answer(base_tokenizer, HISTORY, ANSWER, use_chat_template=False)
+
+
+def test_markers_of_a_template_without_assistant_turns(base_tokenizer):
+    tokenizer = with_chat_style(base_tokenizer, "chatml")
+    tokenizer.chat_template = (
+        "{% for message in messages %}{% if message['role'] == 'assistant' %}"
+        "{{ raise_exception('no assistant turns') }}{% endif %}"
+        "<|im_start|>{{ message['content'] }}<|im_end|>{% endfor %}"
+    )
+    assert template_markers(tokenizer) == ["<|im_end|>", "<|im_start|>"]
+    with pytest.raises(ModelError, match="refused the conversation: no assistant turns"):
+        encode_answer(tokenizer, HISTORY, ANSWER)
+
+
+def test_forcing_a_template_the_tokenizer_lacks(base_tokenizer):
+    tokenizer = with_chat_style(base_tokenizer, "chatml")
+    tokenizer.chat_template = None
+    with pytest.raises(ModelError, match="has no chat template"):
+        render_prompt(tokenizer, "Hello", use_chat_template=True)
+    assert render_prompt(tokenizer, "Hello") == "Hello"  # auto: plain text
