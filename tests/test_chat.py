@@ -212,3 +212,12 @@ def test_forcing_a_template_the_tokenizer_lacks(base_tokenizer):
     with pytest.raises(ModelError, match="has no chat template"):
         render_prompt(tokenizer, "Hello", use_chat_template=True)
     assert render_prompt(tokenizer, "Hello") == "Hello"  # auto: plain text
+
+
+@pytest.mark.parametrize("style", sorted(EXPECTED))
+def test_cut_answer_leaves_the_end_of_turn_off(base_tokenizer, style):
+    from prefkit.chat import encode_assistant_turn
+
+    tokenizer = with_chat_style(base_tokenizer, style)
+    ended = encode_assistant_turn(tokenizer, HISTORY, ANSWER)
+    assert encode_assistant_turn(tokenizer, HISTORY, ANSWER, add_eos=False) == ended[:-1]
