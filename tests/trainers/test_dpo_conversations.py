@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainer_helpers import conversation_rows, conversational_artifact
+from trainer_helpers import conversation_rows, conversational_artifact, train_request
 
 from prefkit.conversation import assistant_turn
 from prefkit.errors import InputError
@@ -76,31 +76,17 @@ def test_conversational_preferences_train(tiny_model_dir, tmp_path):
     """The dpo plugin trains on message-list columns: the margin grows on held-in pairs."""
     from prefkit_trainers.dpo.plugin import DPOTrainerPlugin
 
-    from prefkit.training import TrainConfig, TrainRequest
+    from prefkit.training import TrainConfig
 
     artifact = conversational_artifact(tmp_path / "preferences", conversation_rows())
     config = TrainConfig(
         policy=str(tiny_model_dir), learning_rate=1e-3, epochs=3, batch_size=4, save_every_steps=0
     )
-    work = tmp_path / "work"
-    work.mkdir()
-    result = DPOTrainerPlugin().train(
-        TrainRequest(
-            preferences=artifact,
-            config=config,
-            work_dir=work,
-            state_dir=tmp_path / "state",
-            use_chat_template=None,
-            train_indices=list(range(8)),
-            eval_indices=[],
-            cache_dir=tmp_path / "cache",
-            progress=False,
-        )
-    )
+    result = DPOTrainerPlugin().train(train_request(artifact, config, tmp_path))
     assert result.steps == 6
     assert result.history[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-6)
     assert result.history[-1]["rewards/margins"] > 0.1
-    assert (work / "model.safetensors").exists()
+    assert (tmp_path / "work" / "model.safetensors").exists()
 
 
 def test_already_templated_pair_names_the_row(tokenizer):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from trainer_helpers import conversation_rows, conversational_artifact, write_conversation_jsonl
+from trainer_helpers import (
+    conversation_rows,
+    conversational_artifact,
+    train_request,
+    write_conversation_jsonl,
+)
 
 
 @pytest.mark.slow
@@ -68,26 +73,16 @@ def test_trl_plugin_passes_conversations_as_is(tiny_model_dir, tmp_path):
     pytest.importorskip("trl")
     from prefkit_trainers.trl.plugin import TRLTrainerPlugin, trl_row
 
-    from prefkit.training import TrainConfig, TrainRequest
+    from prefkit.training import TrainConfig
 
     rows = conversation_rows(4)
     assert trl_row(rows[0], chat_template=True) == rows[0]
     plain = {"prompt": rows[0]["prompt"], "chosen": "Fine.", "rejected": "Bad."}
     assert trl_row(plain, chat_template=True)["chosen"] == [{"role": "assistant", "content": "Fine."}]
     artifact = conversational_artifact(tmp_path / "preferences", rows)
-    work = tmp_path / "work"
-    work.mkdir()
     result = TRLTrainerPlugin().train(
-        TrainRequest(
-            preferences=artifact,
-            config=TrainConfig(policy=str(tiny_model_dir), trainer="trl", epochs=1, batch_size=2),
-            work_dir=work,
-            state_dir=tmp_path / "state",
-            use_chat_template=None,
-            train_indices=list(range(4)),
-            eval_indices=[],
-            cache_dir=tmp_path / "cache",
-            progress=False,
+        train_request(
+            artifact, TrainConfig(policy=str(tiny_model_dir), trainer="trl", epochs=1, batch_size=2), tmp_path
         )
     )
     assert result.steps == 2 and result.extra["conversational"] is True

@@ -107,3 +107,22 @@ def conversational_artifact(out: Path, rows: list[dict]) -> Artifact:
     run.write_data(frame)
     run.finish(counts={"pairs": len(rows)}, extra={"use_chat_template": True})
     return Artifact(out, read_manifest(out))
+
+
+def train_request(artifact: Artifact, config, tmp_path: Path):
+    """A TrainRequest on every pair of `artifact` (no eval split), with folders under tmp_path."""
+    from prefkit.training import TrainRequest
+
+    work = tmp_path / "work"
+    work.mkdir()
+    return TrainRequest(
+        preferences=artifact,
+        config=config,
+        work_dir=work,
+        state_dir=tmp_path / "state",
+        use_chat_template=None,
+        train_indices=list(range(artifact.table().height)),
+        eval_indices=[],
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
