@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -82,4 +83,23 @@ def validated_config(config_class, values, *, file: str | Path | None = None, fi
         field = ".".join(str(part) for part in (field_prefix, *first["loc"]) if part != "")
         raise ConfigError(
             first["msg"].removeprefix("Value error, "), file=file, field=field or None
+        ) from None
+
+
+@contextmanager
+def located(*, file: str | Path | None = None, row: int | None = None, field: str | None = None):
+    """Add the file / row / field a PrefkitError raised inside lacks (a helper that sees one value, like
+    prefkit.chat, cannot know which row of which file it came from). A field the error already names wins,
+    except the generic 'completion', which becomes `field` ('chosen', 'rejected')."""
+    try:
+        yield
+    except PrefkitError as error:
+        if error.row is not None and error.file is not None:
+            raise
+        raise type(error)(
+            error.message,
+            file=error.file or file,
+            row=error.row if error.row is not None else row,
+            field=field if error.field in (None, "completion") else error.field,
+            hint=error.hint,
         ) from None

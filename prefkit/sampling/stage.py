@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
 from prefkit.datasets import resolve_prompts
-from prefkit.errors import InputError
+from prefkit.errors import InputError, located
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.plugins import load_plugin
 from prefkit.records import CANDIDATES_SCHEMA, Artifact, PromptRecord, open_artifact, read_prompts
@@ -196,7 +196,8 @@ def check_prompt_lengths(
 ) -> None:
     """Raise InputError naming the first prompt that leaves no room for a completion."""
     for number, record in enumerate(records, start=1):
-        length = len(encode_prompt(tokenizer, record.prompt, use_chat_template))
+        with located(file=path, row=number):  # e.g. a prompt that already holds the template's tokens
+            length = len(encode_prompt(tokenizer, record.prompt, use_chat_template))
         if length >= max_model_len:
             raise InputError(
                 f"prompt '{record.prompt_id}' (prompt number {number}) is {length} tokens, but the model "

@@ -169,3 +169,26 @@ def test_finish_reasons_are_stored_and_counted(tmp_path, tiny_model_dir, prompts
     reasons = artifact.table()["finish_reasons"].explode().to_list()
     assert len(reasons) == 16 and set(reasons) <= {"stop", "length"}
     assert artifact.manifest.counts["finish_reasons"] == dict(Counter(reasons))
+
+
+def test_already_templated_prompt_is_refused_before_anything_is_written(
+    tmp_path, tiny_model_dir, reuse_sampler
+):
+    """A prompt rendered by hand would be wrapped in the template twice: refused with the way out."""
+    prompts = tmp_path / "templated.jsonl"
+    rows = [
+        {"prompt_id": "plain", "prompt": "Hello"},
+        {"prompt_id": "rendered", "prompt": "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"},
+    ]
+    prompts.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "cands"
+
+    with pytest.raises(InputError) as caught:
+        sample(prompts, out, tiny_config(tiny_model_dir), progress=False)
+
+    message = str(caught.value)
+    assert message.startswith(
+        f"{prompts}, row 2, field 'prompt': already contains the chat template's special"
+    )
+    assert "--no-chat-template" in message
+    assert reuse_sampler == [] and not out.exists()

@@ -1,7 +1,10 @@
 """Preference pairs -> token ids -> padded batches that say which hidden state predicts which completion token.
 
-Tokenization goes through `prefkit.chat` so training sees exactly the ids sampling produced (one EOS per
-completion). Two batch layouts give the same log-probs:
+Tokenization goes through `prefkit.chat` so training sees exactly the ids sampling produced: a string
+prompt's completion ends with one EOS; a conversation (prompt = message list, chosen / rejected = an
+assistant message or a string) is rendered by the one rule, so only the final assistant turn (up to its
+end-of-turn token) is a completion and carries loss, while system, history and template tokens are
+prompt. Two batch layouts give the same log-probs:
 
 - separate: 2B rows, `prompt + chosen` then `prompt + rejected` (what TRL does);
 - shared prefix: B rows, `prompt + chosen + rejected`, with a 4D mask so rejected tokens see the prompt but
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from prefkit.chat import encode_completion, encode_prompt
+from prefkit.chat import encode_answer, encode_prompt
+from prefkit.conversation import Message, Prompt, prompt_key
+from prefkit.errors import located
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ def truncate_pair(pair: TokenizedPair, max_length: int) -> TokenizedPair:
 
 def tokenize_pairs(
     tokenizer,
-    prompts: Sequence[str],
-    chosen: Sequence[str],
-    rejected: Sequence[str],
+    prompts: Sequence[Prompt],
+    chosen: Sequence[str | Sequence[Message]],
+    rejected: Sequence[str | Sequence[Message]],
     *,
     use_chat_template: bool | None,
     max_length: int,
@@ -67,16 +72,17 @@ def tokenize_pairs(
     eos_rejected = [True] * len(rejected) if eos_rejected is None else eos_rejected
     prompt_cache: dict[str, list[int]] = {}
     pairs, truncated = [], 0
-    for prompt, good, bad, good_eos, bad_eos in zip(
-        prompts, chosen, rejected, eos_chosen, eos_rejected, strict=True
-    ):
-        if prompt not in prompt_cache:
-            prompt_cache[prompt] = encode_prompt(tokenizer, prompt, use_chat_template)
-        pair = TokenizedPair(
-            prompt_cache[prompt],
-            encode_completion(tokenizer, good, add_eos=good_eos),
-            encode_completion(tokenizer, bad, add_eos=bad_eos),
-        )
+    rows = zip(prompts, chosen, rejected, eos_chosen, eos_rejected, strict=True)
+    for row, (prompt, good, bad, good_eos, bad_eos) in enumerate(rows, start=1):
+        key = prompt_key(prompt)
+        with located(row=row, field="prompt"):
+            if key not in prompt_cache:
+                prompt_cache[key] = encode_prompt(tokenizer, prompt, use_chat_template)
+        with located(row=row, field="chosen"):
+            chosen_ids = encode_answer(tokenizer, prompt, good, use_chat_template, add_eos=good_eos)
+        with located(row=row, field="rejected"):
+            rejected_ids = encode_answer(tokenizer, prompt, bad, use_chat_template, add_eos=bad_eos)
+        pair = TokenizedPair(prompt_cache[key], chosen_ids, rejected_ids)
         fitted = truncate_pair(pair, max_length)
         truncated += fitted is not pair
         pairs.append(fitted)

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from prefkit.chat import wants_chat_template
+from prefkit.conversation import assistant_turn, completion_text, is_conversation
 from prefkit.errors import ConfigError, require_module
 from prefkit.models import load_causal_lm, load_tokenizer
 from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
@@ -47,6 +48,26 @@ def trl_metrics_record(entry: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def as_turns(completion: str | list[dict[str, str]]) -> list[dict[str, str]]:
+    """A completion as TRL's conversational format wants it: a list of assistant messages."""
+    return list(completion) if is_conversation(completion) else assistant_turn(completion)
+
+
+def trl_row(row: dict[str, Any], chat_template: bool) -> dict[str, Any]:
+    """One preference pair in TRL's format: a conversation goes as is (completions as assistant turns, so
+    TRL renders them with the template); a string prompt is wrapped as one user turn when the template is on."""
+    prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+    if is_conversation(prompt):
+        return {"prompt": prompt, "chosen": as_turns(chosen), "rejected": as_turns(rejected)}
+    if chat_template:
+        return {
+            "prompt": [{"role": "user", "content": prompt}],
+            "chosen": assistant_turn(completion_text(chosen)),
+            "rejected": assistant_turn(completion_text(rejected)),
+        }
+    return {"prompt": prompt, "chosen": completion_text(chosen), "rejected": completion_text(rejected)}
+
+
 class TRLTrainerPlugin:
     """TRL's DPOTrainer on prefkit artifacts (same split, tokenizer and hyper-parameters)."""
 
@@ -63,25 +84,13 @@ class TRLTrainerPlugin:
 
         AcceleratorState._reset_state()  # options of an earlier trainer in this process must not leak into TRL
         tokenizer = load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
-        conversational = wants_chat_template(tokenizer, request.use_chat_template)
         table = request.preferences.table().to_dicts()
+        conversational = wants_chat_template(tokenizer, request.use_chat_template) or bool(
+            table and is_conversation(table[0]["prompt"])
+        )
 
         def dataset(indices: list[int]):
-            rows = []
-            for i in indices:
-                row = table[i]
-                if conversational:
-                    rows.append(
-                        {
-                            "prompt": [{"role": "user", "content": row["prompt"]}],
-                            "chosen": [{"role": "assistant", "content": row["chosen"]}],
-                            "rejected": [{"role": "assistant", "content": row["rejected"]}],
-                        }
-                    )
-                else:
-                    rows.append(
-                        {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
-                    )
+            rows = [trl_row(table[i], conversational) for i in indices]
             return datasets.Dataset.from_list(rows) if rows else None
 
         ref_model = None
