@@ -8,6 +8,7 @@ nor vLLM: without vLLM the vLLM side is skipped with the reason printed.
     python benchmarks/sampling.py --model tiny                      # a freshly built tiny Llama
     python benchmarks/sampling.py --model smollm2 --num-prompts 16 --n 4 --max-new-tokens 64
     python benchmarks/sampling.py --model /path/to/hf-folder --device cuda --dtype bfloat16 --num-prompts 512
+    python benchmarks/sampling.py --model random:llama-3.2-1b --device cuda --num-prompts 256 --n 4 --max-new-tokens 128
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/architectures.py
 
 TOPICS = "movie book city song meal garden friend trip teacher phone game river winter market robot".split()
 TEMPLATES = [
@@ -65,7 +67,12 @@ def benchmark_prompts(count: int) -> list[str]:
 
 
 def resolve_benchmark_model(name: str) -> str:
-    """'tiny' builds the test Llama in a temporary folder; anything else goes to prefkit.models.resolve_model."""
+    """'tiny' builds the test Llama in a temporary folder; 'random:ARCH' a random-weight model of a real
+    architecture (benchmarks/architectures.py); anything else goes to prefkit.models.resolve_model."""
+    if name.startswith("random:"):
+        from architectures import random_model
+
+        return str(random_model(name.removeprefix("random:")))
     if name == "tiny":
         from prefkit.testing import build_tiny_llama
 
@@ -130,7 +137,11 @@ def vllm_missing_reason() -> str | None:
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2", help="'tiny', 'smollm2', a model folder or a hub id")
+    parser.add_argument(
+        "--model",
+        default="smollm2",
+        help="'tiny', 'smollm2', 'random:llama-3.2-1b', 'random:qwen2.5-1.5b', a model folder or a hub id",
+    )
     parser.add_argument(
         "--device", default=None, help="transformers device (default: cuda if available, else cpu)"
     )

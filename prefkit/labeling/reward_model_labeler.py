@@ -16,7 +16,8 @@ class RewardModelLabeler:
 
     Options: `model` (folder or hub id, required), `use_chat_template` (None = when the tokenizer has
     one), `separator` ("\\n\\n", for plain concatenation), `batch_size` (16), `max_length` (2048 tokens,
-    truncating), `dtype` (auto = bf16 on GPU, fp32 on CPU), `device`, `trust_remote_code` (False).
+    truncating), `dtype` (auto = bf16 on GPU, fp32 on CPU), `device`, `trust_remote_code` (False),
+    `engine` ("transformers" forward passes, or "vllm": vLLM's pooling runner, same inputs and outputs).
     """
 
     name = "reward-model"
@@ -31,13 +32,28 @@ class RewardModelLabeler:
         dtype: str = "auto",
         device: str | None = None,
         trust_remote_code: bool = False,
+        engine: str = "transformers",
     ) -> None:
-        self.model, self.tokenizer = load_classifier(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
-        )
-        if self.model.config.num_labels != 1:
+        if engine not in ("transformers", "vllm"):
+            raise ConfigError(f"must be transformers or vllm, got '{engine}'", field="labeler_options.engine")
+        self.vllm_scorer = None
+        if engine == "vllm":
+            from prefkit.labeling.vllm_pooling import VLLMRewardScorer
+
+            num_labels = reward_head_size(model, trust_remote_code)
+            if num_labels == 1:
+                self.vllm_scorer = VLLMRewardScorer(
+                    model, dtype=dtype, max_length=max_length, trust_remote_code=trust_remote_code
+                )
+                self.model, self.tokenizer = None, self.vllm_scorer.tokenizer
+        else:
+            self.model, self.tokenizer = load_classifier(
+                model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+            )
+            num_labels = self.model.config.num_labels
+        if num_labels != 1:
             raise ConfigError(
-                f"a reward model has one output, this one has {self.model.config.num_labels}",
+                f"a reward model has one output, this one has {num_labels}",
                 field="labeler_options.model",
                 hint="use the sentiment labeler for classifiers",
             )
@@ -62,6 +78,13 @@ class RewardModelLabeler:
     def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
         """The reward of each (prompt, completion)."""
         texts = [self.render(p, c) for p, row in zip(prompts, completions, strict=True) for c in row]
+        if self.vllm_scorer is not None:
+            rewards = iter(
+                self.vllm_scorer.scores(
+                    texts, add_special_tokens=not self.use_chat_template, stats=self.stats
+                )
+            )
+            return [[next(rewards) for _ in row] for row in completions]
         logits = batched_logits(
             self.model,
             self.tokenizer,
@@ -74,6 +97,28 @@ class RewardModelLabeler:
         values = iter(value[0] for value in logits)
         return [[next(values) for _ in row] for row in completions]
 
+    def close(self) -> None:
+        """Free a vLLM engine (the transformers model is freed with the labeler)."""
+        if self.vllm_scorer is not None:
+            self.vllm_scorer.close()
+            self.vllm_scorer = None
+
     def usage(self) -> dict[str, float]:
         """Samples scored and seconds spent (the stage reports samples/s)."""
         return {"samples": self.stats.samples, "seconds": round(self.stats.seconds, 3)}
+
+
+def reward_head_size(model: str, trust_remote_code: bool = False) -> int:
+    """`num_labels` from the model's config, read without loading its weights."""
+    from transformers import AutoConfig
+
+    from prefkit.errors import ModelError
+    from prefkit.models import first_line, resolve_model
+
+    location = resolve_model(model)
+    try:
+        return AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code).num_labels
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"could not read the reward model's config: {first_line(error)}", file=location
+        ) from None

@@ -1,0 +1,123 @@
+"""Collect the wheels vLLM needs on the offline GPU machine that its image does not already have.
+
+    python3 benchmarks/gpu/collect_wheels.py vllm==0.20.0 --out .gpu/wheels
+
+A breadth-first walk over Requires-Dist (markers evaluated for CPython 3.12 on Linux x86_64, extras
+skipped): a requirement whose project the GPU image already holds (gpu_image_packages.txt) is not
+followed, the torch family never is (vllm pins the torch the image has), anything else is downloaded
+with `pip download --no-deps` for that interpreter and its own requirements are walked in turn. pip's
+full resolver cannot be used here: it insists on resolving torch's CUDA wheels for this platform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import zipfile
+from collections import deque
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+HERE = Path(__file__).resolve().parent
+NEVER = {"torch", "torchaudio", "torchvision", "triton"}
+ENVIRONMENT = {
+    "python_version": "3.12",
+    "python_full_version": "3.12.3",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "extra": "",
+}
+PLATFORMS = [
+    "manylinux_2_35_x86_64",
+    "manylinux_2_34_x86_64",
+    "manylinux_2_31_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+    "any",
+]
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def download(requirement: str, out: Path) -> Path:
+    before = set(out.glob("*.whl"))
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        "-d",
+        str(out),
+        requirement,
+    ]
+    for platform in PLATFORMS:
+        command[5:5] = ["--platform", platform]
+    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    new = set(out.glob("*.whl")) - before
+    name = norm(Requirement(requirement).name)
+    return (
+        next(iter(new)) if new else next(p for p in out.glob("*.whl") if norm(p.name.split("-")[0]) == name)
+    )
+
+
+def requirements_of(wheel: Path) -> list[Requirement]:
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = archive.read(metadata).decode().splitlines()
+    found = []
+    for line in lines:
+        if line.startswith("Requires-Dist:"):
+            requirement = Requirement(line.split(":", 1)[1].strip())
+            if requirement.marker is None or requirement.marker.evaluate(ENVIRONMENT):
+                found.append(requirement)
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="e.g. vllm==0.20.0")
+    parser.add_argument("--out", type=Path, default=Path(".gpu/wheels"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    present = {
+        norm(line.strip())
+        for line in (HERE / "gpu_image_packages.txt").read_text().splitlines()
+        if line.strip()
+    }
+    queue, seen = deque([Requirement(args.root)]), set()
+    while queue:
+        requirement = queue.popleft()
+        name = norm(requirement.name)
+        if name in seen or name in NEVER or (name in present and name != norm(Requirement(args.root).name)):
+            continue
+        seen.add(name)
+        wheel = download(str(requirement).split(";")[0], args.out)
+        print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB)", flush=True)
+        queue.extend(requirements_of(wheel))
+    total = sum(p.stat().st_size for p in args.out.glob("*.whl")) / 1e6
+    print(f"{len(seen)} wheels, {total:.0f} MB in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
