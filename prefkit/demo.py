@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from prefkit.datasets import resolve_prompts
+from prefkit.report import build_report
 
 
 class DemoConfig(BaseModel):
@@ -59,6 +60,7 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
         progress=progress,
     )
     preferences = label(candidates.path, out / "preferences", LabelConfig(labeler="vader"), progress=progress)
+    build_report(preferences.path)  # out/preferences.report.html: the pairs, side by side
     checkpoint = train(
         preferences.path,
         out / "checkpoint",

@@ -263,6 +263,7 @@ def _finish(
     write_leaderboard(frame, work)
     plots = write_plots(frame, work) if config.plots else []
     (work / "report.md").write_text(render_report(frame, [p.name for p in plots], config))
+    write_eval_page(work, run.out, config.model_dump(mode="json"))
     reused = sum(result.cached for result in results)
     run.finish(
         counts={
@@ -282,6 +283,23 @@ def _finish(
         evaluated=len(results) - reused,
         reused=reused,
     )
+
+
+def write_eval_page(work: Path, out: Path, config: dict[str, Any]) -> Path:
+    """report.html beside report.md: the leaderboard, its charts and the eval config, viewable offline."""
+    from prefkit.report import ReportData, write_report
+    from prefkit.report.collect import Provenance, read_leaderboard
+
+    data = ReportData(
+        title=f"evaluation: {out.name}",
+        kind="eval",
+        source=str(out),
+        leaderboard=read_leaderboard(work),
+        provenance=[
+            Provenance(name="eval config", path=str(out), manifest=redact_secrets(config), card=None)
+        ],
+    )
+    return write_report(data, work / "report.html")
 
 
 def load_report(out: str | Path) -> EvalReport:

@@ -205,6 +205,7 @@ def iterate(
 ) -> Path:
     """Run (or resume) all rounds; after each, evaluate and refresh the run report. Returns the run folder."""
     from prefkit.models import resolve_model
+    from prefkit.report import build_report
     from prefkit.rounds_report import write_run_report
 
     run_dir = Path(run_dir)
@@ -222,6 +223,7 @@ def iterate(
         if config.round_winrate is not None:
             judge_rounds(config, run_dir, initial, round_index)
         write_run_report(run_dir, config, report, round_index)
+        build_report(run_dir, run_dir / "report.html")
     return run_dir
 
 

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "demo",
     "serve",
     "plugins_cmd",
+    "report",
 ]
 
 

@@ -81,3 +81,7 @@ def print_table(rows: list[dict], seconds: float, out: Path) -> None:
     console.print(
         f"reward gain {gain:+.3f} ({z:.1f} standard errors); wall time {seconds / 60:.1f} min; artifacts in {out}"
     )
+    console.print(
+        f"open in a browser: {out / 'preferences.report.html'} (the pairs) and {out / 'eval' / 'report.html'} "
+        "(before vs after)"
+    )
