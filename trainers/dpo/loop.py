@@ -99,6 +99,18 @@ def planned_steps(num_pairs: int, config: LoopConfig, world_size: int, start: Po
     )
 
 
+def epoch_batches(
+    num_pairs: int, epoch: int, pairs_done: int, config: LoopConfig, rank: int, world_size: int
+) -> list[list[int]]:
+    """This rank's micro-batches of one epoch, from pair `pairs_done` of the epoch's order on.
+
+    The order depends on (seed, epoch) only, so a run resumed with another number of processes trains
+    the pairs left in the same order, grouped by its own global batch.
+    """
+    order = epoch_order(num_pairs, epoch, config.seed, config.shuffle)
+    return rank_batches(order[pairs_done:], config.batch_size, rank, world_size)
+
+
 def build_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters (fused kernels on GPU)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -205,8 +217,7 @@ def train_loop(
     model.train()
     for epoch in range(start.epoch, config.epochs):
         done = start.pairs_done if epoch == start.epoch else 0
-        order = epoch_order(num_pairs, epoch, config.seed, config.shuffle)
-        batches = rank_batches(order[done:], config.batch_size, rank, world)
+        batches = epoch_batches(num_pairs, epoch, done, config, rank, world)
         epoch_steps = math.ceil(len(batches) / config.grad_accum)
         for index in range(epoch_steps):
             group = batches[index * config.grad_accum : (index + 1) * config.grad_accum]

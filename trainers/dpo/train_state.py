@@ -63,7 +63,11 @@ def save_state(
 
     folder = state_dir / f"step-{position.step:07d}"
     model_state, optimizer_state = get_state_dict(_module(model), _inner(optimizer))
-    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(folder))
+    dcp.save(
+        {"model": model_state, "optimizer": optimizer_state},
+        checkpoint_id=str(folder),
+        no_dist=not torch.distributed.is_initialized(),
+    )
     if accelerator.is_main_process:
         torch.save(scheduler.state_dict(), folder / SCHEDULER_FILE)
         tmp = state_dir / f".{PROGRESS_FILE}.tmp"
@@ -89,7 +93,7 @@ def load_state(
     module, inner = _module(model), _inner(optimizer)
     model_state, optimizer_state = get_state_dict(module, inner)
     state = {"model": model_state, "optimizer": optimizer_state}
-    dcp.load(state, checkpoint_id=str(folder))
+    dcp.load(state, checkpoint_id=str(folder), no_dist=not torch.distributed.is_initialized())
     set_state_dict(module, inner, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
     scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
     return position
