@@ -43,6 +43,12 @@ def requested_sharding(environ: Mapping[str, str] = os.environ) -> ShardingOptio
     """
     if not _flag(environ, "ACCELERATE_USE_FSDP"):
         return None
+    if "LOCAL_RANK" not in environ:
+        raise ConfigError(
+            "FSDP was asked for (ACCELERATE_USE_FSDP) but this is not a distributed launch",
+            field="fsdp",
+            hint="start it with `accelerate launch --config_file ...` or `torchrun --nproc_per_node N`",
+        )
     version = environ.get("FSDP_VERSION", "1").strip()
     if version != "2":
         raise ConfigError(
