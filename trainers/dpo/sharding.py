@@ -41,6 +41,12 @@ def requested_sharding(environ: Mapping[str, str] = os.environ) -> ShardingOptio
 
     Raises ConfigError (one line, naming the FSDP config key) for settings prefkit cannot honour.
     """
+    if _flag(environ, "ACCELERATE_USE_DEEPSPEED"):
+        raise ConfigError(
+            "the dpo trainer does not run under DeepSpeed; it shards with FSDP2",
+            field="distributed_type",
+            hint="use examples/accelerate/fsdp_gpu.yaml, or --trainer trl with the DeepSpeed config",
+        )
     if not _flag(environ, "ACCELERATE_USE_FSDP"):
         return None
     if "LOCAL_RANK" not in environ:
