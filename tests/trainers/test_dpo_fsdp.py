@@ -78,23 +78,28 @@ def test_fsdp_two_processes_match_one_process(tiny_model_dir, easy_preferences, 
 
 
 @pytest.mark.slow
-def test_fsdp_lora_with_gradient_checkpointing_matches_one_process(
+def test_fsdp_lora_with_gradient_checkpointing_and_bf16_matches_one_process(
     tiny_model_dir, easy_preferences, tmp_path
 ):
     out = tmp_path / "fsdp-lora"
-    extra = ["--lora", "--gradient-checkpointing", "--save-every-steps", "0"]
+    extra = ["--lora", "--gradient-checkpointing", "--dtype", "bf16", "--save-every-steps", "0"]
     completed = train_processes(2, train_args(easy_preferences, out, tiny_model_dir, *extra))
     assert completed.returncode == 0, completed.stderr[-3000:]
     single = train(
         easy_preferences,
         tmp_path / "single",
-        single_process(tiny_model_dir, lora=True, gradient_checkpointing=True),
+        single_process(tiny_model_dir, lora=True, gradient_checkpointing=True, dtype="bf16"),
         progress=False,
     )
-    assert losses(out) == pytest.approx(losses(single.path), abs=1e-4)
+    # bf16 autocast in both: gloo's reordered sums move the loss by ~1e-5 (measured: 5e-5 at most)
+    assert losses(out) == pytest.approx(losses(single.path), abs=5e-4)
     assert losses(out)[-1] < losses(out)[0]  # LoRA learned something, not just matched a no-op
-    # adapters merged into the weights on save, as in one process
-    assert_same_weights(out, single.path, atol=1e-5)
+    # adapters merged into the weights on save, as in one process; the merged change is well above the gap
+    assert_same_weights(out, single.path, atol=2e-3)
+    saved, initial, alone = weights(out), weights(tiny_model_dir), weights(single.path)
+    moved = max(float((saved[name] - initial[name]).abs().max()) for name in saved)
+    gap = max(float((saved[name] - alone[name]).abs().max()) for name in saved)
+    assert moved > 10 * gap, (moved, gap)
     assert not any("lora" in name for name in weights(out))
 
 
