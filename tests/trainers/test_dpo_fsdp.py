@@ -56,20 +56,27 @@ def fresh_cache(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_fsdp_two_processes_match_one_process(tiny_model_dir, easy_preferences, tmp_path, fresh_cache):
     out = tmp_path / "fsdp"
-    # a state is saved (sharded, DCP) after every step, so saving under FSDP runs too
-    completed = train_processes(
-        2, train_args(easy_preferences, out, tiny_model_dir, "--save-every-steps", "1")
-    )
+    # a state is saved (sharded, DCP) after every step, so saving under FSDP runs too; 3 of the 12 pairs
+    # are held out and evaluated at the end of the epoch across both processes
+    extra = ["--save-every-steps", "1", "--eval-fraction", "0.25"]
+    completed = train_processes(2, train_args(easy_preferences, out, tiny_model_dir, *extra))
     assert completed.returncode == 0, completed.stderr[-3000:]
     manifest = read_manifest(out)
     assert manifest.extra["sharding"] == "fsdp2" and manifest.extra["processes"] == 2
     assert manifest.extra["reference_cache"] == "computed"
 
-    single = train(easy_preferences, tmp_path / "single", single_process(tiny_model_dir), progress=False)
+    single = train(
+        easy_preferences,
+        tmp_path / "single",
+        single_process(tiny_model_dir, eval_fraction=0.25),
+        progress=False,
+    )
     # the reference log-probs the FSDP run cached are the ones one process uses (same cache key)
     assert single.manifest.extra["reference_cache"] == "hit"
     assert losses(out) == pytest.approx(losses(single.path), abs=1e-4)
-    assert len(losses(out)) == 3
+    assert len(losses(out)) == 3  # 9 training pairs, global batch 4
+    evaluated = [read_metrics(folder / "metrics.jsonl")[-1]["eval/loss"] for folder in (out, single.path)]
+    assert evaluated[0] == pytest.approx(evaluated[1], abs=1e-4)
     # the checkpoint is a plain Hugging Face folder, gathered on the main process
     assert_same_weights(out, single.path, atol=1e-5)
     from transformers import AutoModelForCausalLM
