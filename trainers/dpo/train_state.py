@@ -9,8 +9,10 @@ atomically by the main process: a state without it is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +30,14 @@ class Position:
     step: int = 0
     epoch: int = 0
     pairs_done: int = 0
+
+
+@contextlib.contextmanager
+def _one_process_is_fine():
+    # DCP warns whenever it runs without a process group; one process is an intended case here
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def _inner(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
@@ -63,11 +73,12 @@ def save_state(
 
     folder = state_dir / f"step-{position.step:07d}"
     model_state, optimizer_state = get_state_dict(_module(model), _inner(optimizer))
-    dcp.save(
-        {"model": model_state, "optimizer": optimizer_state},
-        checkpoint_id=str(folder),
-        no_dist=not torch.distributed.is_initialized(),
-    )
+    with _one_process_is_fine():
+        dcp.save(
+            {"model": model_state, "optimizer": optimizer_state},
+            checkpoint_id=str(folder),
+            no_dist=not torch.distributed.is_initialized(),
+        )
     if accelerator.is_main_process:
         torch.save(scheduler.state_dict(), folder / SCHEDULER_FILE)
         tmp = state_dir / f".{PROGRESS_FILE}.tmp"
@@ -93,7 +104,8 @@ def load_state(
     module, inner = _module(model), _inner(optimizer)
     model_state, optimizer_state = get_state_dict(module, inner)
     state = {"model": model_state, "optimizer": optimizer_state}
-    dcp.load(state, checkpoint_id=str(folder), no_dist=not torch.distributed.is_initialized())
+    with _one_process_is_fine():
+        dcp.load(state, checkpoint_id=str(folder), no_dist=not torch.distributed.is_initialized())
     set_state_dict(module, inner, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
     scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
     return position
