@@ -58,8 +58,9 @@ def fresh_cache(tmp_path, monkeypatch):
 def test_fsdp_two_processes_match_one_process(tiny_model_dir, easy_preferences, tmp_path, fresh_cache):
     out = tmp_path / "fsdp"
     # a state is saved (sharded, DCP) after every step, so saving under FSDP runs too; 3 of the 12 pairs
-    # are held out and evaluated at the end of the epoch across both processes
-    extra = ["--save-every-steps", "1", "--eval-fraction", "0.25"]
+    # are held out and evaluated at the end of the epoch across both processes; 2 micro-batches per step
+    # (gradients reduce-scattered after each), no warmup so that both steps learn
+    extra = ["--save-every-steps", "1", "--eval-fraction", "0.25", "--grad-accum", "2", "--warmup-ratio", "0"]
     completed = train_processes(2, train_args(easy_preferences, out, tiny_model_dir, *extra))
     assert completed.returncode == 0, completed.stderr[-3000:]
     manifest = read_manifest(out)
@@ -69,13 +70,14 @@ def test_fsdp_two_processes_match_one_process(tiny_model_dir, easy_preferences, 
     single = train(
         easy_preferences,
         tmp_path / "single",
-        single_process(tiny_model_dir, eval_fraction=0.25),
+        single_process(tiny_model_dir, eval_fraction=0.25, grad_accum=2, warmup_ratio=0.0),
         progress=False,
     )
     # the reference log-probs the FSDP run cached are the ones one process uses (same cache key)
     assert single.manifest.extra["reference_cache"] == "hit"
     assert losses(out) == pytest.approx(losses(single.path), abs=1e-4)
-    assert len(losses(out)) == 3  # 9 training pairs, global batch 4
+    assert len(losses(out)) == 2  # 9 training pairs, 8 per step (2 processes x 2 pairs x 2 micro-batches)
+    assert losses(out)[1] < losses(out)[0]
     evaluated = [read_metrics(folder / "metrics.jsonl")[-1]["eval/loss"] for folder in (out, single.path)]
     assert evaluated[0] == pytest.approx(evaluated[1], abs=1e-4)
     # the checkpoint is a plain Hugging Face folder, gathered on the main process
