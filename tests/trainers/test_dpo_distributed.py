@@ -27,8 +27,8 @@ def test_ddp_two_cpu_processes_match_one_process(tiny_model_dir, easy_preference
     out = tmp_path / "ddp"
     command = [
         torchrun, "--standalone", "--nproc_per_node", "2", "-m", "prefkit", "train", str(easy_preferences), "--out", str(out), "--policy", str(tiny_model_dir),
-        "--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--save-every-steps", "0", "--no-progress",
-    ]  # fmt: skip
+        "--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--save-every-steps", "1", "--no-progress",
+    ]  # fmt: skip  (a training state is saved after every step: DCP under DDP runs too)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=420)
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -8,9 +8,7 @@ unchanged on one CPU, one GPU, or under `accelerate launch` (DDP/FSDP): `acceler
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,8 +21,7 @@ from prefkit_trainers.dpo.data import TokenizedPair, collate, epoch_order, rank_
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
 from prefkit_trainers.dpo.losses import preference_loss
 from prefkit_trainers.dpo.telemetry import MetricsLog, memory_report
-
-PROGRESS_FILE = "progress.json"
+from prefkit_trainers.dpo.train_state import Position, load_state, save_state
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,36 @@ def optimizer_steps(num_pairs: int, config: LoopConfig, world_size: int) -> tupl
     batches = math.ceil(num_pairs / (config.batch_size * world_size))
     per_epoch = math.ceil(batches / config.grad_accum)
     return per_epoch, per_epoch * config.epochs
+
+
+def planned_steps(num_pairs: int, config: LoopConfig, world_size: int, start: Position) -> int:
+    """Total optimizer steps of a run resumed at `start` (the scheduler's length).
+
+    A state saved with another number of processes resumes at the same pair of the same epoch order, so
+    the steps left in that epoch follow from the pairs left, with this run's global batch.
+    """
+    per_epoch, _ = optimizer_steps(num_pairs, config, world_size)
+    if start.epoch >= config.epochs:
+        return start.step
+    pairs_left = max(num_pairs - start.pairs_done, 0)
+    batches_left = math.ceil(pairs_left / (config.batch_size * world_size))
+    return (
+        start.step
+        + math.ceil(batches_left / config.grad_accum)
+        + per_epoch * (config.epochs - start.epoch - 1)
+    )
+
+
+def epoch_batches(
+    num_pairs: int, epoch: int, pairs_done: int, config: LoopConfig, rank: int, world_size: int
+) -> list[list[int]]:
+    """This rank's micro-batches of one epoch, from pair `pairs_done` of the epoch's order on.
+
+    The order depends on (seed, epoch) only, so a run resumed with another number of processes trains
+    the pairs left in the same order, grouped by its own global batch.
+    """
+    order = epoch_order(num_pairs, epoch, config.seed, config.shuffle)
+    return rank_batches(order[pairs_done:], config.batch_size, rank, world_size)
 
 
 def build_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
@@ -158,29 +185,6 @@ def evaluate(accelerator, model, data: LoopData, config: LoopConfig) -> dict[str
     return {f"eval/{key}": value for key, value in reduce_metrics(accelerator, sums, count).items()}
 
 
-def save_progress(accelerator, state_dir: Path, step: int) -> None:
-    """Save model, optimizer, scheduler and RNG states, then point progress.json at them (atomically)."""
-    folder = state_dir / f"step-{step:07d}"
-    accelerator.save_state(str(folder))
-    if accelerator.is_main_process:
-        tmp = state_dir / f".{PROGRESS_FILE}.tmp"
-        tmp.write_text(json.dumps({"step": step, "folder": folder.name}))
-        tmp.replace(state_dir / PROGRESS_FILE)
-        for old in state_dir.glob("step-*"):
-            if old.name != folder.name:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def restore_progress(accelerator, state_dir: Path | None) -> int:
-    """Load the last saved state; return the optimizer step it was taken at (0 when starting fresh)."""
-    if state_dir is None or not (state_dir / PROGRESS_FILE).exists():
-        return 0
-    progress = json.loads((state_dir / PROGRESS_FILE).read_text())
-    accelerator.load_state(str(state_dir / progress["folder"]))
-    return int(progress["step"])
-
-
 def train_loop(
     accelerator,
     model: CompletionLogProbs,
@@ -193,24 +197,29 @@ def train_loop(
     log: MetricsLog | None = None,
     progress: bool = False,
 ) -> LoopOutcome:
-    """Train for config.epochs; resume from state_dir if it holds a saved state; log every step."""
+    """Train for config.epochs; resume from state_dir if it holds a saved state; log every step.
+
+    The position is kept in pairs of each epoch's order, not in steps, so a state saved by N processes
+    resumes in M processes at the same pair (the global batch is batch_size x processes).
+    """
     world, rank = accelerator.num_processes, accelerator.process_index
-    per_epoch, total_steps = optimizer_steps(len(data.train_pairs), config, world)
-    step = restore_progress(accelerator, state_dir)
+    num_pairs = len(data.train_pairs)
+    per_epoch, _ = optimizer_steps(num_pairs, config, world)
+    start = load_state(state_dir, model, optimizer, scheduler)
+    step = start.step
+    total_steps = planned_steps(num_pairs, config, world, start)
     if log is not None and accelerator.is_main_process:
         log.truncate_after(step)
     outcome = LoopOutcome(steps=step)
     bar = ProgressBar(total_steps, step, enabled=progress and accelerator.is_main_process)
     started = time.perf_counter()
+    global_batch = config.batch_size * world * config.grad_accum
     model.train()
-    for epoch in range(step // per_epoch, config.epochs):
-        batches = rank_batches(
-            epoch_order(len(data.train_pairs), epoch, config.seed, config.shuffle),
-            config.batch_size,
-            rank,
-            world,
-        )
-        for index in range(step - epoch * per_epoch, per_epoch):
+    for epoch in range(start.epoch, config.epochs):
+        done = start.pairs_done if epoch == start.epoch else 0
+        batches = epoch_batches(num_pairs, epoch, done, config, rank, world)
+        epoch_steps = math.ceil(len(batches) / config.grad_accum)
+        for index in range(epoch_steps):
             group = batches[index * config.grad_accum : (index + 1) * config.grad_accum]
             tick = time.perf_counter()
             sums: dict[str, float] = defaultdict(float)
@@ -251,8 +260,9 @@ def train_loop(
                 tokens_per_s=step_tokens * world / seconds,
                 **memory_report(accelerator.unwrap_model(model), optimizer, accelerator.device),
             )
+            epoch_done = index == epoch_steps - 1
             if data.eval_pairs and (
-                step % per_epoch == 0 or (config.eval_every_steps and step % config.eval_every_steps == 0)
+                epoch_done or (config.eval_every_steps and step % config.eval_every_steps == 0)
             ):
                 record.update(evaluate(accelerator, model, data, config))
             outcome.history.append(record)
@@ -260,7 +270,12 @@ def train_loop(
                 log.write(record)
             bar.advance(record)
             if state_dir is not None and config.save_every_steps and step % config.save_every_steps == 0:
-                save_progress(accelerator, state_dir, step)
+                position = (
+                    Position(step, epoch + 1, 0)
+                    if epoch_done
+                    else Position(step, epoch, done + (index + 1) * global_batch)
+                )
+                save_state(accelerator, state_dir, position, model, optimizer, scheduler)
         if outcome.stopped_because:
             break
     bar.close()

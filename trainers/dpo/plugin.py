@@ -12,7 +12,7 @@ from prefkit_trainers.dpo.loop import (
     LoopData,
     build_optimizer,
     build_scheduler,
-    optimizer_steps,
+    planned_steps,
     train_loop,
 )
 from prefkit_trainers.dpo.losses import LOSS_NAMES
@@ -23,7 +23,16 @@ from prefkit_trainers.dpo.reference import (
     reference_cache_key,
     save_cached,
 )
+from prefkit_trainers.dpo.sharding import (
+    accelerate_without_fsdp,
+    gathered_state_dict,
+    is_sharded,
+    requested_sharding,
+    shard_model,
+    unsharded_copy,
+)
 from prefkit_trainers.dpo.telemetry import MetricsLog, read_metrics
+from prefkit_trainers.dpo.train_state import Position, read_position
 
 from prefkit.errors import ConfigError, ModelError
 from prefkit.models import load_causal_lm, load_tokenizer, resolve_model
@@ -43,15 +52,17 @@ class DPOTrainerPlugin:
             )
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
-        from accelerate.utils import DistributedType, set_seed
+        from accelerate.utils import set_seed
 
+        sharding = requested_sharding()  # refuses FSDP settings it cannot honour, before any work
         # an earlier trainer in this process (TRL, another dtype) may have fixed other options; the process
         # group (PartialState) is kept
         AcceleratorState._reset_state()
         # cpu=True when there is no GPU: accelerate only forms a multi-process CPU (gloo) group when told so
-        accelerator = Accelerator(
-            mixed_precision=mixed_precision(config.dtype), cpu=not torch.cuda.is_available()
-        )
+        with accelerate_without_fsdp():
+            accelerator = Accelerator(
+                mixed_precision=mixed_precision(config.dtype), cpu=not torch.cuda.is_available()
+            )
         set_seed(config.seed)
         tokenizer = load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
         table = request.preferences.table()
@@ -77,14 +88,23 @@ class DPOTrainerPlugin:
 
         if config.lora:
             policy = add_lora(policy, config.lora_r, config.lora_alpha, config.lora_dropout)
-        if config.gradient_checkpointing:
+        if config.gradient_checkpointing or (sharding is not None and sharding.activation_checkpointing):
             policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         loop_config = LoopConfig.from_options(config, shared_prefix=shared_prefix)
-        model = accelerator.prepare(CompletionLogProbs(policy))
+        model = CompletionLogProbs(policy)
+        if sharding is not None:
+            model = shard_model(model.to(accelerator.device), sharding, accelerator.device)
+        else:
+            model = accelerator.prepare(model)
         optimizer = accelerator.prepare(build_optimizer(model, loop_config))
-        _, total_steps = optimizer_steps(len(request.train_indices), loop_config, accelerator.num_processes)
+        saved = read_position(request.state_dir)
+        total_steps = planned_steps(
+            len(request.train_indices),
+            loop_config,
+            accelerator.num_processes,
+            saved[0] if saved else Position(),
+        )
         scheduler = build_scheduler(optimizer, loop_config, total_steps)
-        accelerator.register_for_checkpointing(scheduler)
 
         def take(indices: list[int]):
             chosen = [pairs[i] for i in indices]
@@ -108,13 +128,16 @@ class DPOTrainerPlugin:
             progress=request.progress,
         )
         log.close()
-        save_model(
-            accelerator,
-            model,
-            tokenizer,
-            request.work_dir,
-            accelerator.distributed_type == DistributedType.FSDP,
-        )
+
+        def unsharded_policy():
+            fresh = load_causal_lm(
+                config.policy, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
+            )
+            if config.lora:
+                fresh = add_lora(fresh, config.lora_r, config.lora_alpha, config.lora_dropout)
+            return fresh
+
+        save_model(accelerator, model, tokenizer, request.work_dir, unsharded_policy)
         history = (
             read_metrics(request.work_dir / METRICS_FILE) if accelerator.is_main_process else outcome.history
         )
@@ -127,6 +150,7 @@ class DPOTrainerPlugin:
                 "reference_cache": cache_status,
                 "shared_prefix": shared_prefix,
                 "processes": accelerator.num_processes,
+                "sharding": "fsdp2" if sharding is not None else None,
             },
         )
 
@@ -211,16 +235,22 @@ def reference_logprobs(
     return cached, status
 
 
-def save_model(accelerator, model, tokenizer, folder: Path, fsdp: bool) -> None:
-    """Write the policy as a Hugging Face folder (safetensors + tokenizer); LoRA adapters are merged first."""
+def save_model(accelerator, model, tokenizer, folder: Path, unsharded_policy) -> None:
+    """Write the policy as a Hugging Face folder (safetensors + tokenizer); LoRA adapters are merged first.
+
+    A sharded (FSDP) model is gathered into a full state dict on the main process and loaded into a fresh
+    unsharded copy from `unsharded_policy()`, so the folder is the same as a single process would write.
+    """
     accelerator.wait_for_everyone()
-    state_dict = accelerator.get_state_dict(model) if fsdp else None
+    state_dict = gathered_state_dict(model) if is_sharded(model) else None
     if accelerator.is_main_process:
-        lm = accelerator.unwrap_model(model).lm
+        if state_dict is not None:
+            lm_state = {key.removeprefix("lm."): value for key, value in state_dict.items()}
+            lm = unsharded_copy(unsharded_policy, lm_state)
+        else:
+            lm = accelerator.unwrap_model(model).lm
         if hasattr(lm, "merge_and_unload"):
             lm = lm.merge_and_unload()
-        if state_dict is not None:
-            state_dict = {key.removeprefix("lm."): value for key, value in state_dict.items()}
-        lm.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
+        lm.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
     accelerator.wait_for_everyone()
