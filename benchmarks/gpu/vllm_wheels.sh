@@ -19,7 +19,7 @@ PARTS=$WORK/parts
 SITE=${SITE:-/tmp/vllm-site}
 prepare() {
   rm -rf "$WORK/wheels" "$PARTS" && mkdir -p "$WORK/wheels" "$PARTS"
-  python3 benchmarks/gpu/collect_wheels.py "vllm==$VLLM_VERSION" --out "$WORK/wheels"
+  python3 benchmarks/gpu/collect_wheels.py "vllm==$VLLM_VERSION" --out "$WORK/wheels" ${WITH_OPTIONAL:+--with-optional}
   tar -C "$WORK" -cf "$WORK/wheels.tar" wheels
   split -b 60m "$WORK/wheels.tar" "$PARTS/part-"
   rm "$WORK/wheels.tar"
