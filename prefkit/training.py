@@ -206,18 +206,28 @@ class _Ranks:
 
 
 def train(
-    preferences: str | Path,
+    preferences: Any,
     out: str | Path,
     config: TrainConfig,
     *,
     force: bool = False,
     progress: bool = True,
+    columns: str | dict[str, str] | None = None,
+    split: str | None = None,
+    subset: str | None = None,
+    revision: str | None = None,
 ) -> Artifact:
-    """Train on a preferences artifact; write a checkpoint artifact (one per beta + a table for a sweep)."""
-    from prefkit.plugins import load_plugin
-    from prefkit.records import open_artifact
+    """Train on preference pairs; write a checkpoint artifact (one per beta + a table for a sweep).
 
-    artifact = open_artifact(preferences, "preferences")
+    `preferences` is a preferences artifact, a JSONL/JSON/CSV/Parquet file, a `datasets` folder, a hub
+    dataset id (`split`, `subset`, `revision` pick the part), a `datasets.Dataset` or a list of dicts;
+    anything but an artifact is imported into one first (prefkit.ingest; `columns` renames columns).
+    """
+    from prefkit.ingest import SourceOptions, resolve_preferences
+    from prefkit.plugins import load_plugin
+
+    options = SourceOptions(split=split, subset=subset, revision=revision)
+    artifact = resolve_preferences(preferences, columns=columns, options=options)
     table = artifact.table()
     if table.height == 0:
         raise InputError("holds no preference pairs", file=artifact.data_path)
