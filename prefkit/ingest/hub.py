@@ -55,3 +55,21 @@ def looks_like_hub_id(text: str) -> bool:
 
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def cached_on_disk(
+    repo_id: str, filenames: tuple[str, ...] = ("config.json", "tokenizer_config.json")
+) -> bool:
+    """True when the local Hugging Face cache holds one of `filenames` of model repo `repo_id`."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for filename in filenames:
+        try:
+            found = try_to_load_from_cache(repo_id, filename)
+        except ValueError:  # not a valid repo id
+            return False
+        if isinstance(found, str):
+            return True
+    return False
