@@ -21,8 +21,10 @@ def label_config(labeler: str, labeler_options: str | None, **values):
 def register(app: typer.Typer) -> None:
     @app.command("label")
     def label_command(
-        candidates: Path = typer.Argument(
-            ..., help="A candidates artifact folder (written by `prefkit sample`)."
+        candidates: str = typer.Argument(
+            ...,
+            help="A candidates artifact folder (written by `prefkit sample`), or a JSONL/JSON/Parquet file or "
+            "`datasets` folder whose rows hold 'prompt' and 'completions' (a list of strings).",
         ),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the preferences artifact."),
         labeler: str = typer.Option(
