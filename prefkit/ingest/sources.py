@@ -66,7 +66,7 @@ def read_source(source: Any, options: SourceOptions | None = None) -> SourceRows
     if looks_like_hub_id(text):
         return read_hub(text, options)
     raise InputError(
-        "file not found",
+        "does not exist",
         file=text,
         hint="give a JSONL/JSON/CSV/Parquet file, a `datasets` save_to_disk folder or a hub id like org/name",
     )

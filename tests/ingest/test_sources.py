@@ -52,7 +52,7 @@ def test_unsupported_suffix_and_missing_file_are_one_line(tmp_path):
     (tmp_path / "p.txt").write_text("x")
     with pytest.raises(InputError, match="unsupported file type '.txt'"):
         read_source(tmp_path / "p.txt")
-    with pytest.raises(InputError, match="file not found"):
+    with pytest.raises(InputError, match="does not exist"):
         read_source(tmp_path / "nope.jsonl")
 
 
