@@ -58,3 +58,40 @@ def local_copy(dataset_id: str, options: SourceOptions | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)
     return target
+
+
+def materialise_prompts(
+    source: str | Path,
+    *,
+    columns: str | Mapping[str, str] | None = None,
+    options: SourceOptions | None = None,
+) -> Path:
+    """A local JSONL of a prompt set read with `--columns` / `--split` / `--subset` / `--revision`,
+    validated first (errors name the original file and row) and keyed by content under
+    `$PREFKIT_HOME/imports/`, so stages hash and re-read it like any prompts file."""
+    import json
+
+    from prefkit.datasets import resolve_prompts
+    from prefkit.models import cache_home
+    from prefkit.records import _prompts_from_rows
+
+    spec = str(source)
+    local = spec if spec.startswith("builtin:") or Path(spec).exists() else None
+    rows = prompt_rows(resolve_prompts(local) if local else spec, columns=columns, options=options)
+    records = _prompts_from_rows(
+        list(zip(rows.row_numbers, rows.rows, strict=True)), Path(rows.origin), first_row=1
+    )
+    lines = [
+        json.dumps(
+            {"prompt_id": r.prompt_id, "prompt": r.prompt, "reference": r.reference}, ensure_ascii=False
+        )
+        for r in records
+    ]
+    text = "\n".join(lines) + "\n"
+    target = cache_home() / "imports" / f"prompts-{hashlib.sha256(text.encode()).hexdigest()[:16]}.jsonl"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    return target

@@ -39,3 +39,30 @@ def test_offline_hub_prompts_fail_at_once(monkeypatch):
     with pytest.raises(InputError, match="save_to_disk") as error:
         read_prompts("no-such-org/prompts")
     assert time.perf_counter() - started < 10 and "\n" not in str(error.value)
+
+
+def test_sample_cli_reads_a_datasets_folder_split_with_columns(tmp_path, tiny_model_dir):
+    datasets = pytest.importorskip("datasets")
+    from typer.testing import CliRunner
+
+    from prefkit.cli import app
+    from prefkit.records import open_artifact
+
+    train = datasets.Dataset.from_list([{"question": "Say yes."}, {"question": "Say no."}])
+    test = datasets.Dataset.from_list([{"question": "Say maybe."}])
+    datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "set"))
+    args = ["sample", str(tmp_path / "set"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)]
+    args += ["--columns", "prompt=question", "--split", "test", "--backend", "transformers"]
+    args += ["-n", "2", "--max-new-tokens", "3", "--dtype", "float32", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert open_artifact(tmp_path / "out", "candidates").table()["prompt"].to_list() == ["Say maybe."]
+
+
+def test_columns_mapping_errors_name_the_original_file(tmp_path):
+    from prefkit.ingest.prompts import materialise_prompts
+
+    (tmp_path / "q.csv").write_text('question\nfine\n""\n')
+    with pytest.raises(InputError) as error:
+        materialise_prompts(tmp_path / "q.csv", columns="prompt=question")
+    assert error.value.file == str(tmp_path / "q.csv") and error.value.row == 2
