@@ -98,3 +98,38 @@ def test_bad_input_fails_before_any_output(fixture, tiny_model_dir, tmp_path):
     assert isinstance(result.exception, InputError)
     assert (result.exception.file, result.exception.row, result.exception.field) == (str(path), 2, field)
     assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_the_source_options():
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    for option in ("--columns", "--split", "--subset", "--revision", "hub dataset id"):
+        assert option in result.output
+
+
+def test_bad_row_exits_2_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_formats import bad_row
+
+    rows = rows_for("hh-rlhf")
+    rows[1], _, _ = bad_row("hh-rlhf")
+    path = write_jsonl(tmp_path / "hh.jsonl", rows)
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo / ".pp"), PREFKIT_HOME=str(tmp_path / "home"))
+    result = subprocess.run(
+        [sys.executable, "-m", "prefkit", "train", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"error: {path}, row 2, field 'rejected': is not an HH-RLHF transcript: "
+        "does not end with an '\\n\\nAssistant:' turn"
+    ]
+    assert not (tmp_path / "out").exists()
