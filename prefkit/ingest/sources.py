@@ -56,6 +56,8 @@ def read_source(source: Any, options: SourceOptions | None = None) -> SourceRows
     if isinstance(source, list | tuple):
         return _python_rows(list(source))
     if not isinstance(source, str | Path):
+        if hasattr(source, "to_dicts"):  # a polars DataFrame
+            return _python_rows(source.to_dicts())
         if hasattr(source, "to_list") or hasattr(source, "keys"):
             return _from_dataset_object(source, options, origin="<datasets object>", kind="python")
         raise InputError(f"cannot read preference rows from a {type(source).__name__}")

@@ -122,3 +122,8 @@ def test_train_cli_on_an_offline_hub_id_exits_2_with_one_line(tmp_path):
 def test_jsonl_writer_helper_round_trips(tmp_path):
     rows = rows_for("hh-rlhf")
     assert read_source(write_jsonl(tmp_path / "hh.jsonl", rows)).rows == rows
+
+
+def test_a_polars_frame_is_a_source():
+    rows = rows_for("trl-standard")
+    assert read_source(pl.DataFrame(rows)).rows == rows
