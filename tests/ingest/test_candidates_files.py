@@ -74,3 +74,14 @@ def test_a_file_without_completions_is_refused_listing_its_columns(tmp_path):
     result = CliRunner().invoke(app, ["label", str(path), "--out", str(tmp_path / "o")])
     assert isinstance(result.exception, InputError)
     assert "columns: prompt, answer" in str(result.exception) and not (tmp_path / "o").exists()
+
+
+def test_label_cli_maps_candidate_columns(tmp_path):
+    rows = [{"question": row["prompt"], "responses": row["completions"]} for row in candidate_rows()]
+    path = write_jsonl(tmp_path / "cands.jsonl", rows)
+    args = ["label", str(path), "--out", str(tmp_path / "prefs"), "--length-unit", "chars", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--columns", "prompt=question,completions=responses"])
+    assert result.exit_code == 0, result.output
+    assert open_artifact(tmp_path / "prefs", "preferences").table()["chosen"].to_list() == [
+        good(t) for t in TOPICS
+    ]
