@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from helpers import bad, good, history, question, write_jsonl
+from ingest_helpers import bad, good, history, question, write_jsonl
 from typer.testing import CliRunner
 
 from prefkit.cli import app

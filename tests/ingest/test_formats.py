@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import assistant, bad, good, history, question, rows_for
+from ingest_helpers import assistant, bad, bad_row, good, history, question, rows_for
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.ingest.columns import apply_columns, parse_columns
@@ -112,27 +112,6 @@ def test_unknown_shape_lists_columns_and_formats():
     text = str(error.value)
     assert "columns: text, label" in text and "hh-rlhf" in text and "--columns" in text
     assert "\n" not in text
-
-
-def bad_row(format_name: str) -> tuple[dict, str, str]:
-    """A broken second row for `format_name`, the field its error must name, and words it must hold."""
-    row = dict(rows_for(format_name)[1])
-    if format_name == "trl-standard":
-        return dict(row, chosen=["not", "a string"]), "chosen", "must be a string"
-    if format_name == "trl-conversational":
-        broken = [dict(m) for m in row["prompt"]]
-        broken[1]["role"] = "narrator"
-        return dict(row, prompt=broken), "prompt[1].role", "unknown role"
-    if format_name == "ultrafeedback-binarized":
-        return dict(row, score_chosen="high"), "score_chosen", "must be a number"
-    if format_name == "hh-rlhf":
-        return dict(row, rejected="no markers at all"), "rejected", "not an HH-RLHF transcript"
-    if format_name == "implicit-prompt":
-        return dict(row, rejected="Completely different text"), "rejected", "word boundary"
-    if format_name == "implicit-prompt-conversational":
-        changed = [*row["rejected"][:2], {"role": "assistant", "content": "No."}, *row["rejected"][3:]]
-        return dict(row, rejected=changed), "rejected", "differ before"
-    raise ValueError(format_name)
 
 
 @pytest.mark.parametrize(

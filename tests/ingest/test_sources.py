@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from helpers import rows_for, write_jsonl
+from ingest_helpers import rows_for, write_jsonl
 
 from prefkit.errors import InputError, ModelError
 from prefkit.ingest.sources import SourceOptions, read_source

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import rows_for, write_jsonl
+from ingest_helpers import bad_row, rows_for, write_jsonl
 from typer.testing import CliRunner
 
 from prefkit.cli import app
@@ -88,8 +88,6 @@ def test_save_to_disk_folder_and_dataset_object_train(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("fixture", list(FORMATS))
 def test_bad_input_fails_before_any_output(fixture, tiny_model_dir, tmp_path):
-    from test_formats import bad_row
-
     rows = rows_for(fixture)
     rows[1], field, _ = bad_row(fixture)
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
@@ -111,8 +109,6 @@ def test_bad_row_exits_2_with_one_line(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
-
-    from test_formats import bad_row
 
     rows = rows_for("hh-rlhf")
     rows[1], _, _ = bad_row("hh-rlhf")

@@ -82,3 +82,24 @@ def rows_for(format_name: str) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def bad_row(format_name: str) -> tuple[dict, str, str]:
+    """A broken second row for `format_name`, the field its error must name, and words it must hold."""
+    row = dict(rows_for(format_name)[1])
+    if format_name == "trl-standard":
+        return dict(row, chosen=["not", "a string"]), "chosen", "must be a string"
+    if format_name == "trl-conversational":
+        broken = [dict(m) for m in row["prompt"]]
+        broken[1]["role"] = "narrator"
+        return dict(row, prompt=broken), "prompt[1].role", "unknown role"
+    if format_name == "ultrafeedback-binarized":
+        return dict(row, score_chosen="high"), "score_chosen", "must be a number"
+    if format_name == "hh-rlhf":
+        return dict(row, rejected="no markers at all"), "rejected", "not an HH-RLHF transcript"
+    if format_name == "implicit-prompt":
+        return dict(row, rejected="Completely different text"), "rejected", "word boundary"
+    if format_name == "implicit-prompt-conversational":
+        changed = [*row["rejected"][:2], {"role": "assistant", "content": "No."}, *row["rejected"][3:]]
+        return dict(row, rejected=changed), "rejected", "differ before"
+    raise ValueError(format_name)
