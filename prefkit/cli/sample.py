@@ -15,11 +15,12 @@ def register(app: typer.Typer) -> None:
         prompts: str = typer.Argument(
             ...,
             help="Prompts file: JSONL/JSON/Parquet rows with 'prompt' (+ optional 'prompt_id', 'reference'), "
-            "or builtin:NAME for a shipped set (sentiment_train, sentiment_heldout, chatterbot_qa); also CSV, "
-            "a `datasets` folder or a hub dataset id (docs/formats.md).",
+            "or builtin:NAME for a shipped set (sentiment_train, sentiment_heldout, chatterbot_qa).",
         ),
         columns: str | None = typer.Option(
-            None, help="Rename columns first, e.g. prompt=question (docs/formats.md)."
+            None,
+            help="Rename columns first, e.g. prompt=question. PROMPTS may also be a CSV file, a `datasets` "
+            "folder or a hub dataset id (docs/formats.md).",
         ),
         split: str | None = typer.Option(
             None, help="Split of a hub id or DatasetDict folder (default: train)."
