@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
             help="Prompts file: JSONL/JSON/Parquet rows with 'prompt' (+ optional 'prompt_id', 'reference'), "
             "or builtin:NAME for a shipped set (sentiment_train, sentiment_heldout, chatterbot_qa).",
         ),
+        out: Path = typer.Option(
+            ..., "--out", "-o", help="Artifact folder to write (rerun the same command to resume)."
+        ),
         columns: str | None = typer.Option(
             None,
             help="Rename columns first, e.g. prompt=question. PROMPTS may also be a CSV file, a `datasets` "
@@ -27,9 +30,6 @@ def register(app: typer.Typer) -> None:
         ),
         subset: str | None = typer.Option(None, help="Subset (config name) of a hub dataset."),
         revision: str | None = typer.Option(None, help="Revision of a hub dataset."),
-        out: Path = typer.Option(
-            ..., "--out", "-o", help="Artifact folder to write (rerun the same command to resume)."
-        ),
         model: str | None = typer.Option(
             None,
             help="Model: 'smollm2' (embedded default), a Hugging Face model folder, or a hub id. (default: smollm2)",
