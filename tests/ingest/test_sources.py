@@ -127,3 +127,34 @@ def test_jsonl_writer_helper_round_trips(tmp_path):
 def test_a_polars_frame_is_a_source():
     rows = rows_for("trl-standard")
     assert read_source(pl.DataFrame(rows)).rows == rows
+
+
+def test_hub_id_passes_split_subset_and_revision_to_datasets(monkeypatch):
+    """The hub itself is out of reach in tests; this checks what prefkit asks `datasets` for."""
+    datasets = pytest.importorskip("datasets")
+    from prefkit.ingest import sources
+
+    calls = []
+
+    def load_dataset(path, **kwargs):
+        calls.append((path, kwargs))
+        return datasets.Dataset.from_list(rows_for("trl-standard"))
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "offline_setting", lambda: False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda: True)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    read = read_source("org/prefs", SourceOptions(split="test", subset="en", revision="v1"))
+    assert calls == [("org/prefs", {"name": "en", "split": "test", "revision": "v1"})]
+    assert read.kind == "hub" and read.details == {"split": "test", "subset": "en", "revision": "v1"}
+    assert read.rows == rows_for("trl-standard")
+
+
+def test_unreachable_hub_without_offline_setting_fails_at_once(monkeypatch):
+    pytest.importorskip("datasets")
+    from prefkit.ingest import sources
+
+    monkeypatch.setattr(sources, "offline_setting", lambda: False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda: False)
+    with pytest.raises(InputError, match="cannot be reached .*save_to_disk"):
+        read_source("org/prefs")
