@@ -225,9 +225,12 @@ def train(
     """
     from prefkit.ingest import SourceOptions, resolve_preferences
     from prefkit.plugins import load_plugin
+    from prefkit.records import open_artifact
 
+    # anything but a preferences artifact (a file, a `datasets` folder or object, a hub id) is imported first
     options = SourceOptions(split=split, subset=subset, revision=revision)
-    artifact = resolve_preferences(preferences, columns=columns, options=options)
+    preferences = resolve_preferences(preferences, columns=columns, options=options).path
+    artifact = open_artifact(preferences, "preferences")
     table = artifact.table()
     if table.height == 0:
         raise InputError("holds no preference pairs", file=artifact.data_path)
