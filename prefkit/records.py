@@ -11,7 +11,6 @@ import polars as pl
 from prefkit.artifacts import DATA_FILE, MANIFEST_FILE, Manifest, read_manifest
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ArtifactError, InputError
-from prefkit.ingest.prompts import needs_ingest, prompt_rows
 
 PROMPTS_SCHEMA: dict[str, pl.DataType] = {"prompt_id": pl.String(), "prompt": pl.String()}
 CANDIDATES_SCHEMA: dict[str, pl.DataType] = {
@@ -128,6 +127,8 @@ def check_columns(actual: dict[str, pl.DataType], expected: dict[str, pl.DataTyp
 def read_prompts(path: str | Path) -> list[PromptRecord]:
     """Read prompts from JSONL, JSON (a list), Parquet, a prompts artifact or `builtin:NAME`; rows are validated."""
     path = resolve_prompts(path)
+    from prefkit.ingest.prompts import needs_ingest, prompt_rows
+
     if needs_ingest(path):  # CSV, `datasets` folders and hub ids are read by prefkit.ingest
         source = prompt_rows(path)
         return _prompts_from_rows(list(zip(source.row_numbers, source.rows, strict=True)), path, first_row=1)
