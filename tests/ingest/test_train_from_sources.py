@@ -28,38 +28,12 @@ def one_step(tiny_model_dir) -> TrainConfig:
     )
 
 
-def trainer_takes_conversations(tiny_model_dir) -> bool:
-    """Whether the DPO trainer tokenizes conversational pairs (the chat rendering work of issue 11, part A)."""
-    from prefkit_trainers.dpo.data import tokenize_pairs
-
-    from prefkit.models import load_tokenizer
-
-    turn = [{"role": "user", "content": "hi"}]
-    answer = [{"role": "assistant", "content": "hello"}]
-    try:
-        tokenize_pairs(
-            load_tokenizer(str(tiny_model_dir)),
-            [turn],
-            [answer],
-            [answer],
-            use_chat_template=None,
-            max_length=64,
-        )
-    except TypeError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("fixture", list(FORMATS))
 def test_each_format_trains_one_step(fixture, tiny_model_dir, tmp_path):
     path = write_jsonl(tmp_path / f"{fixture}.jsonl", rows_for(fixture))
     imported = resolve_preferences(path)
     assert imported.manifest.extra["format"] == FORMATS[fixture]
     assert f"Detected format: **{FORMATS[fixture]}**" in (imported.path / "README.md").read_text()
-    if imported.manifest.extra["conversational"] and not trainer_takes_conversations(tiny_model_dir):
-        pytest.xfail(
-            "this branch's DPO trainer does not tokenize conversational pairs yet (issue 11, part A)"
-        )
     checkpoint = train(path, tmp_path / "out", one_step(tiny_model_dir), progress=False)
     assert checkpoint.manifest.counts["steps"] == 1 and checkpoint.manifest.counts["train_pairs"] == 4
     # the checkpoint's input is the imported artifact (its content hash): cache and resume key on it
