@@ -16,9 +16,16 @@ def builtin_prompt_sets() -> dict[str, Path]:
 
 
 def resolve_prompts(spec: str | Path) -> Path:
-    """A prompts path, or `builtin:NAME` for a shipped set (see data_cards/)."""
+    """A prompts path, `builtin:NAME` for a shipped set (see data_cards/), or a hub dataset id (its train
+    split, copied once into $PREFKIT_HOME/hub/)."""
     text = str(spec)
     if not text.startswith(BUILTIN_PREFIX):
+        from prefkit.ingest.hub import looks_like_hub_id
+
+        if looks_like_hub_id(text) and not Path(text).exists():
+            from prefkit.ingest.prompts import local_copy
+
+            return local_copy(text)  # a hub id: read once into a local `datasets` folder
         return Path(text)
     name = text[len(BUILTIN_PREFIX) :]
     sets = builtin_prompt_sets()

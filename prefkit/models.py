@@ -35,7 +35,23 @@ def resolve_model(name_or_path: str | Path) -> str:
         return str(path)
     if text.startswith((".", "/", "~")) or text.count("/") > 1:
         raise ModelError("model folder does not exist", file=path)
+    check_hub_model(text)
     return text  # a hub id; loading it needs network access or a populated HF cache
+
+
+def check_hub_model(model_id: str) -> None:
+    """Fail at once, in one line, for a hub model id that is neither cached nor reachable (offline the
+    hub client would otherwise spend a minute in retries before failing)."""
+    from prefkit.ingest.hub import cached_on_disk, hub_reachable
+
+    if cached_on_disk(model_id) or hub_reachable():
+        return
+    raise ModelError(
+        "is a hub model id, but prefkit is offline (HF_HUB_OFFLINE or no network) and it is not cached",
+        file=model_id,
+        hint="download it where you have network (huggingface-cli download ID --local-dir FOLDER) "
+        "and pass FOLDER",
+    )
 
 
 def embedded_smollm2() -> Path:
@@ -85,9 +101,9 @@ def convert_gguf_to_hf(gguf_path: Path, target: Path) -> None:
 
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     """Load a tokenizer with a pad token (falls back to EOS) and left padding for generation."""
+    location = resolve_model(name_or_path)  # before importing transformers: an offline hub id fails at once
     from transformers import AutoTokenizer
 
-    location = resolve_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
@@ -105,10 +121,10 @@ def load_causal_lm(
     trust_remote_code: bool = False,
 ):
     """Load a causal LM from safetensors only (never pickles); dtype 'auto' keeps the checkpoint's."""
+    location = resolve_model(name_or_path)  # before importing torch: an offline hub id fails at once
     import torch
     from transformers import AutoModelForCausalLM
 
-    location = resolve_model(name_or_path)
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(

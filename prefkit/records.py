@@ -112,10 +112,14 @@ def open_artifact(path: str | Path, expected_stage: str) -> Artifact:
 
 def check_columns(actual: dict[str, pl.DataType], expected: dict[str, pl.DataType], file: Path) -> None:
     """Raise InputError naming the first missing column or the first column of the wrong type."""
+    from prefkit.conversation import CONVERSATION_DTYPE
+
     for name, dtype in expected.items():
         if name not in actual:
             raise InputError("column is missing", file=file, field=name)
-        if actual[name] != dtype and not (actual[name] == pl.Null()):
+        # prompt/chosen/rejected may hold conversations (prefkit.conversation)
+        conversational = name in ("prompt", "chosen", "rejected") and actual[name] == CONVERSATION_DTYPE
+        if actual[name] != dtype and not (actual[name] == pl.Null()) and not conversational:
             raise InputError(f"has type {actual[name]}, expected {dtype}", file=file, field=name)
 
 
@@ -123,6 +127,11 @@ def check_columns(actual: dict[str, pl.DataType], expected: dict[str, pl.DataTyp
 def read_prompts(path: str | Path) -> list[PromptRecord]:
     """Read prompts from JSONL, JSON (a list), Parquet, a prompts artifact or `builtin:NAME`; rows are validated."""
     path = resolve_prompts(path)
+    from prefkit.ingest.prompts import needs_ingest, prompt_rows
+
+    if needs_ingest(path):  # CSV, `datasets` folders and hub ids are read by prefkit.ingest
+        source = prompt_rows(path)
+        return _prompts_from_rows(list(zip(source.row_numbers, source.rows, strict=True)), path, first_row=1)
     if not path.exists():
         raise InputError("file not found", file=path)
     if path.is_dir():

@@ -206,17 +206,30 @@ class _Ranks:
 
 
 def train(
-    preferences: str | Path,
+    preferences: Any,
     out: str | Path,
     config: TrainConfig,
     *,
     force: bool = False,
     progress: bool = True,
+    columns: str | dict[str, str] | None = None,
+    split: str | None = None,
+    subset: str | None = None,
+    revision: str | None = None,
 ) -> Artifact:
-    """Train on a preferences artifact; write a checkpoint artifact (one per beta + a table for a sweep)."""
+    """Train on preference pairs; write a checkpoint artifact (one per beta + a table for a sweep).
+
+    `preferences` is a preferences artifact, a JSONL/JSON/CSV/Parquet file, a `datasets` folder, a hub
+    dataset id (`split`, `subset`, `revision` pick the part), a `datasets.Dataset` or a list of dicts;
+    anything but an artifact is imported into one first (prefkit.ingest; `columns` renames columns).
+    """
+    from prefkit.ingest import SourceOptions, resolve_preferences
     from prefkit.plugins import load_plugin
     from prefkit.records import open_artifact
 
+    # anything but a preferences artifact (a file, a `datasets` folder or object, a hub id) is imported first
+    options = SourceOptions(split=split, subset=subset, revision=revision)
+    preferences = resolve_preferences(preferences, columns=columns, options=options).path
     artifact = open_artifact(preferences, "preferences")
     table = artifact.table()
     if table.height == 0:

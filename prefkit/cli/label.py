@@ -21,10 +21,15 @@ def label_config(labeler: str, labeler_options: str | None, **values):
 def register(app: typer.Typer) -> None:
     @app.command("label")
     def label_command(
-        candidates: Path = typer.Argument(
-            ..., help="A candidates artifact folder (written by `prefkit sample`)."
+        candidates: str = typer.Argument(
+            ...,
+            help="A candidates artifact folder (written by `prefkit sample`), or a JSONL/JSON/Parquet file or "
+            "`datasets` folder whose rows hold 'prompt' and 'completions' (a list of strings).",
         ),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the preferences artifact."),
+        columns: str = typer.Option(
+            None, help="Rename a candidates file's columns first, e.g. prompt=question,completions=responses."
+        ),
         labeler: str = typer.Option(
             "vader",
             help="Labeler plugin: vader (offline sentiment), sentiment (HF classifier), "
@@ -89,6 +94,10 @@ def register(app: typer.Typer) -> None:
             shard_size=shard_size,
             license=license,
         )
+        if columns:
+            from prefkit.ingest.candidates import resolve_candidates
+
+            candidates = str(resolve_candidates(candidates, columns=columns).path)
         artifact = label(candidates, out, config, force=force, progress=progress)
         counts = artifact.manifest.counts
         dropped = ", ".join(f"{k} {v}" for k, v in counts.get("dropped", {}).items()) or "none"

@@ -20,6 +20,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             ..., "--out", "-o", help="Artifact folder to write (rerun the same command to resume)."
         ),
+        columns: str | None = typer.Option(
+            None,
+            help="Rename columns first, e.g. prompt=question. PROMPTS may also be a CSV file, a `datasets` "
+            "folder or a hub dataset id (docs/formats.md).",
+        ),
+        split: str | None = typer.Option(
+            None, help="Split of a hub id or DatasetDict folder (default: train)."
+        ),
+        subset: str | None = typer.Option(None, help="Subset (config name) of a hub dataset."),
+        revision: str | None = typer.Option(None, help="Revision of a hub dataset."),
         model: str | None = typer.Option(
             None,
             help="Model: 'smollm2' (embedded default), a Hugging Face model folder, or a hub id. (default: smollm2)",
@@ -136,6 +146,12 @@ def register(app: typer.Typer) -> None:
         values = {"model": "smollm2"} | (load_config(config_file) if config_file else {})
         values |= {name: value for name, value in flags.items() if value is not None}
         config = validated_config(SampleConfig, values, file=config_file)
+        if columns or split or subset or revision:
+            from prefkit.ingest.prompts import materialise_prompts
+            from prefkit.ingest.sources import SourceOptions
+
+            options = SourceOptions(split=split, subset=subset, revision=revision)
+            prompts = str(materialise_prompts(prompts, columns=columns, options=options))
         artifact = sample(prompts, out, config, force=force, progress=not quiet)
         counts = artifact.manifest.counts
         Console(stderr=True).print(

@@ -1,4 +1,4 @@
-"""`prefkit train`: a preferences artifact -> a checkpoint artifact (or one per beta), by a trainer plugin."""
+"""`prefkit train`: preference pairs (an artifact or any data set) -> a checkpoint artifact (or one per beta), by a trainer plugin."""
 
 from __future__ import annotations
 
@@ -18,9 +18,17 @@ def _config_from_options(**options) -> object:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
-        preferences: Path = typer.Argument(
-            ..., help="Preferences artifact folder (written by `prefkit label`)."
+        preferences: str = typer.Argument(
+            ...,
+            help="Preference pairs: an artifact folder from `prefkit label`, a JSONL/JSON/CSV/Parquet file, "
+            "a `datasets` save_to_disk folder or a hub dataset id (org/name); formats in docs/formats.md.",
         ),
+        columns: str = typer.Option(
+            None, help="Rename columns first, e.g. prompt=question,chosen=response_j,rejected=response_k."
+        ),
+        split: str = typer.Option(None, help="Split of a hub id or DatasetDict folder (default: train)."),
+        subset: str = typer.Option(None, help="Subset (config name) of a hub dataset."),
+        revision: str = typer.Option(None, help="Revision (branch, tag or commit) of a hub dataset."),
         out: Path = typer.Option(
             ..., "--out", "-o", help="Checkpoint folder to write (one sub-folder per beta)."
         ),
@@ -119,7 +127,17 @@ def register(app: typer.Typer) -> None:
             use_chat_template=chat_template,
             shared_prefix=shared_prefix,
         )
-        artifact = train(preferences, out, config, force=force, progress=progress)
+        artifact = train(
+            preferences,
+            out,
+            config,
+            force=force,
+            progress=progress,
+            columns=columns,
+            split=split,
+            subset=subset,
+            revision=revision,
+        )
         typer.echo(f"wrote {artifact.manifest.stage} artifact: {artifact.path}")
         degenerate = artifact.manifest.extra.get("degenerate") or artifact.manifest.extra.get(
             "degenerate_betas"

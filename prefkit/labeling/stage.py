@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
 from prefkit.errors import ConfigError, ModelError, PrefkitError
+from prefkit.ingest.candidates import resolve_candidates
 from prefkit.labeling.base import Labeler, ReportsUsage
 from prefkit.labeling.candidates_reader import CandidateShard, check_candidates, iter_candidate_shards
 from prefkit.labeling.card import (
@@ -115,7 +116,7 @@ def label(
     progress: bool = True,
 ) -> Artifact:
     """Score a candidates artifact and write a preferences artifact; skipped if done, resumed if interrupted."""
-    source = open_artifact(candidates, "candidates")
+    source = resolve_candidates(candidates)  # an artifact, or a candidates file imported as one
     run = StageRun(out, "preferences", config.model_dump(), {"candidates": source.path}, force=force)
     if run.already_done:
         return open_artifact(run.out, "preferences")
