@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prefkit.artifacts import MANIFEST_FILE, StageRun, content_hash, read_manifest, redact_secrets
 from prefkit.errors import ArtifactError, ConfigError
@@ -52,6 +52,8 @@ class Evaluator(Protocol):
 
 class EvalConfig(BaseModel):
     """Which evaluators to run and their options (`options[evaluator] = {option: value}`)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)

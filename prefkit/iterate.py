@@ -20,6 +20,7 @@ from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
 from prefkit.round_winrates import build_judge, judged_with, round_winrates
+from prefkit.validation import STRICT_CONFIG
 
 RUN_CONFIG_FILE = "iterate.json"
 # fields that do not change what a finished round trained on: more rounds, other evaluations
@@ -29,7 +30,7 @@ EXTENSIBLE_FIELDS = {"rounds", "evaluators", "eval_options", "heldout_prompts", 
 class IterateConfig(BaseModel):
     """One iterative DPO run. Stage sections take the fields of SampleConfig, LabelConfig, TrainConfig."""
 
-    model_config = {"extra": "forbid"}
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     name: str = "iterate"
     policy: str = "smollm2"

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 
 from prefkit.errors import ConfigError, InputError
+from prefkit.validation import STRICT_CONFIG
 
 if TYPE_CHECKING:
     from prefkit.records import Artifact
@@ -37,7 +38,7 @@ RUN_FACTS = ("memory/", "pairs_per_s", "tokens_per_s", "lr", "grad_norm")  # in 
 class TrainConfig(BaseModel):
     """Options of `prefkit train`; every trainer plugin reads the ones it supports and rejects the rest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     trainer: str = "dpo"
     policy: str = "smollm2"
