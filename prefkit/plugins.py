@@ -40,9 +40,7 @@ def load_plugin(kind: str, name: str) -> Any:
     entries = {entry.name: entry for entry in metadata.entry_points(group=group)}
     if name not in entries:
         available = ", ".join(sorted(entries)) or "none"
-        raise ConfigError(
-            f"no {kind[:-1]} plugin named '{name}' (installed: {available})", field=kind[:-1]
-        )
+        raise ConfigError(f"no {kind[:-1]} plugin named '{name}' (installed: {available})", field=kind[:-1])
     try:
         return entries[name].load()
     except ImportError as error:

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,3 +124,11 @@ def reading(path: str | Path) -> Iterator[None]:
         raise type(known)(
             known.message, file=known.file or path, row=known.row, field=known.field, hint=known.hint
         ) from None
+
+
+def check_no_nulls(frame: Any, columns: Iterable[str], file: str | Path) -> None:
+    """InputError naming the first row (counted from 1) whose value in one of `columns` is null."""
+    for column in columns:
+        if column in frame.columns and frame[column].null_count():
+            row = int(frame[column].is_null().arg_max()) + 1
+            raise InputError("is null", file=file, row=row, field=column)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -19,6 +20,8 @@ def parse_penalties(text: str) -> list[float]:
             value = float(item)
         except ValueError:
             raise ConfigError(f"'{item.strip()}' is not a number", field="penalties") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"must be finite numbers, got {item.strip()}", field="penalties")
         if value < 0:
             raise ConfigError(f"must be >= 0, got {value}", field="penalties")
         values.append(value)

@@ -29,7 +29,7 @@ from prefkit.sampling.card import candidates_card
 from prefkit.sampling.options import SamplerOptions
 from prefkit.sampling.progress import SamplingProgress
 from prefkit.sampling.prompt_tokens import derive_seed
-from prefkit.validation import STRICT_CONFIG
+from prefkit.validation import STRICT_CONFIG, reading
 
 STAGE = "candidates"
 # engine settings that change memory use, not the samples: a resume may change them
@@ -114,7 +114,8 @@ def sample(
 ) -> Artifact:
     """Sample `config.n` completions for every prompt and write a 'candidates' artifact to `out`."""
     prompts_path, out = resolve_prompts(prompts), Path(out)
-    records = read_prompts(prompts_path)
+    with reading(prompts_path):
+        records = read_prompts(prompts_path)
     backend = resolve_backend(config.backend)
     fingerprinted = config.model_dump(exclude=set(NOT_FINGERPRINTED)) | {"backend": backend}
     inputs: dict[str, Path] = {"prompts": prompts_path}

@@ -36,7 +36,7 @@ from prefkit_trainers.dpo.train_state import Position, read_position
 
 from prefkit.errors import ConfigError, ModelError
 from prefkit.models import load_causal_lm, load_tokenizer, resolve_model
-from prefkit.training import METRICS_FILE, TrainRequest, TrainResult
+from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
 
 
 class DPOTrainerPlugin:
@@ -44,12 +44,19 @@ class DPOTrainerPlugin:
 
     name = "dpo"
 
-    def train(self, request: TrainRequest) -> TrainResult:
-        config = request.config
+    def check_config(self, config: TrainConfig) -> None:
+        """Refuse what this trainer cannot run before any output exists: an unknown loss, no tokenizer."""
         if config.loss not in LOSS_NAMES:
             raise ConfigError(
                 f"unknown loss '{config.loss}' (choose from {', '.join(LOSS_NAMES)})", field="loss"
             )
+        load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
+        if config.reference not in ("policy", "none"):
+            load_tokenizer(config.reference, trust_remote_code=config.trust_remote_code)
+
+    def train(self, request: TrainRequest) -> TrainResult:
+        config = request.config
+        self.check_config(config)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
         from accelerate.utils import set_seed
