@@ -96,10 +96,12 @@ class RewardKLEvaluator:
 
         from prefkit.models import load_tokenizer, resolve_model
         from prefkit.sampling.stage import check_prompt_lengths
+        from prefkit.validation import check_safetensors
 
         location = Path(resolve_model(subject.model))
         if not (location / "config.json").exists():
             return  # a hub id: its context is known only once downloaded
+        check_safetensors(location)
         config = json.loads((location / "config.json").read_text())
         context = int(config.get("max_position_embeddings") or 2048)
         tokenizer = load_tokenizer(str(location))

@@ -132,3 +132,12 @@ def check_no_nulls(frame: Any, columns: Iterable[str], file: str | Path) -> None
         if column in frame.columns and frame[column].null_count():
             row = int(frame[column].is_null().arg_max()) + 1
             raise InputError("is null", file=file, row=row, field=column)
+
+
+def check_safetensors(folder: str | Path) -> None:
+    """InputError naming a truncated or corrupt *.safetensors file in a model folder (reads headers only)."""
+    from safetensors import safe_open
+
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with reading(file), safe_open(str(file), framework="pt"):
+            pass

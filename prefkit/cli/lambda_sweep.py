@@ -55,6 +55,10 @@ def register(app: typer.Typer) -> None:
         from prefkit.cli.label import label_config
         from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep, render_sweep
 
+        if out is not None and out.is_dir():
+            raise ConfigError("is a folder; give the JSON file to write", file=out, field="--out")
+        if out is not None and not out.parent.is_dir():
+            raise ConfigError("folder does not exist", file=out.parent, field="--out")
         config = label_config(
             labeler,
             labeler_options,

@@ -37,6 +37,7 @@ from prefkit_trainers.dpo.train_state import Position, read_position
 from prefkit.errors import ConfigError, ModelError
 from prefkit.models import load_causal_lm, load_tokenizer, resolve_model
 from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
+from prefkit.validation import check_safetensors
 
 
 class DPOTrainerPlugin:
@@ -50,9 +51,10 @@ class DPOTrainerPlugin:
             raise ConfigError(
                 f"unknown loss '{config.loss}' (choose from {', '.join(LOSS_NAMES)})", field="loss"
             )
-        load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
-        if config.reference not in ("policy", "none"):
-            load_tokenizer(config.reference, trust_remote_code=config.trust_remote_code)
+        for model in (config.policy, config.reference):
+            if model not in ("policy", "none"):
+                load_tokenizer(model, trust_remote_code=config.trust_remote_code)
+                check_safetensors(resolve_model(model))
 
     def train(self, request: TrainRequest) -> TrainResult:
         config = request.config
