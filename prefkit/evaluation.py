@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from prefkit.artifacts import MANIFEST_FILE, StageRun, content_hash, read_manifest, redact_secrets
 from prefkit.errors import ArtifactError, ConfigError
-from prefkit.validation import refuse_non_finite
+from prefkit.validation import kill_point, refuse_non_finite
 
 METRICS_FILE = "metrics.json"
 CACHE_VERSION = 1
@@ -270,6 +270,7 @@ def _evaluate_into(evaluator: Evaluator, subject: EvalSubject, entry: Path) -> N
     (partial / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
     shutil.rmtree(entry, ignore_errors=True)
     os.replace(partial, entry)
+    kill_point("eval-cache")
 
 
 def _finish(

@@ -25,9 +25,11 @@ from prefkit.cli import main
 pytestmark = pytest.mark.slow
 
 
-def prefkit_subprocess(args: list[str], kill_at: str | None = None) -> subprocess.CompletedProcess:
+def prefkit_subprocess(
+    args: list[str], kill_at: str | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess:
     """`python -m prefkit ARGS` with this test's environment, optionally killed at a named point."""
-    env = dict(os.environ)
+    env = dict(os.environ) | ({"PREFKIT_HOME": str(home)} if home else {})
     env.pop("PREFKIT_TEST_KILL_AT", None)
     if kill_at:
         env["PREFKIT_TEST_KILL_AT"] = kill_at
@@ -36,12 +38,12 @@ def prefkit_subprocess(args: list[str], kill_at: str | None = None) -> subproces
     )
 
 
-def kill_chain(args: list[str], points: list[str]) -> None:
+def kill_chain(args: list[str], points: list[str], home: Path | None = None) -> None:
     """Run `args`, killed at each point in turn (each run resumes the last), then once to the end."""
     for point in points:
-        result = prefkit_subprocess(args, point)
+        result = prefkit_subprocess(args, point, home)
         assert result.returncode == -signal.SIGKILL, f"{point}: not killed\n{result.stderr[-2000:]}"
-    final = prefkit_subprocess(args)
+    final = prefkit_subprocess(args, home=home)
     assert final.returncode == 0, final.stderr[-3000:]
     assert "Traceback" not in final.stderr
 
@@ -164,3 +166,23 @@ def test_train_killed_at_each_point_resumes_to_the_same_weights_and_logs_each_st
     assert steps == sorted(set(steps)) == tensorboard_steps(baseline)
     # the content hash covers the model, not its logs: the resumed and uninterrupted runs share it
     assert manifest(out)["content_hash"] == manifest(baseline)["content_hash"]
+
+
+def test_eval_killed_at_each_point_resumes_to_the_same_leaderboard(pipeline, tmp_path):
+    import polars as pl
+
+    args = [
+        "eval", f"base={pipeline['model']}", f"trained={pipeline['root'] / 'checkpoint'}",
+        "-O", f"prompts={pipeline['prompts']}", "-O", "n=2", "-O", "max_new_tokens=4", "-O", "max_prompts=3",
+        "--no-plots", "--quiet",
+    ]  # fmt: skip
+    run_in_process([*args, "--out", str(tmp_path / "baseline")])
+    # a fresh PREFKIT_HOME: the result cache must be filled (and killed) by the chain itself
+    points = ["eval-cache:1", "eval-cache:1", "eval-finish", "eval-rename"]
+    kill_chain([*args, "--out", str(tmp_path / "eval")], points, home=tmp_path / "home")
+    resumed = pl.read_parquet(tmp_path / "eval" / "leaderboard.parquet")
+    baseline = pl.read_parquet(tmp_path / "baseline" / "leaderboard.parquet")
+    timing = [c for c in baseline.columns if "cached" in c or "seconds" in c or c.endswith("_per_s")]
+    assert resumed.drop(timing).equals(baseline.drop(timing))
+    assert not list((tmp_path / "home").rglob("*.partial")), "a cache entry was left half-written"
+    assert not list(tmp_path.glob(".eval.*"))
