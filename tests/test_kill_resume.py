@@ -186,3 +186,33 @@ def test_eval_killed_at_each_point_resumes_to_the_same_leaderboard(pipeline, tmp
     assert resumed.drop(timing).equals(baseline.drop(timing))
     assert not list((tmp_path / "home").rglob("*.partial")), "a cache entry was left half-written"
     assert not list(tmp_path.glob(".eval.*"))
+
+
+def test_iterate_killed_in_each_stage_resumes_to_the_same_round(pipeline, tmp_path):
+    import yaml
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "policy": str(pipeline["model"]),
+                "prompts": str(pipeline["prompts"]),
+                "heldout_prompts": None,
+                "rounds": 1,
+                "evaluators": [],
+                "sample": {"backend": "transformers", "n": 3, "max_new_tokens": 6, "shard_size": 2},
+                "label": {"shard_size": 2},
+                "train": {"epochs": 1, "batch_size": 2, "learning_rate": 1e-3, "save_every_steps": 1},
+            }
+        )
+    )
+    run_in_process(["iterate", str(config), "--run-dir", str(tmp_path / "baseline")])
+    points = ["candidates-shard:2", "preferences-finish", "checkpoint-rename"]
+    kill_chain(["iterate", str(config), "--run-dir", str(tmp_path / "run")], points)
+    resumed, baseline = tmp_path / "run" / "round-01", tmp_path / "baseline" / "round-01"
+    for stage in ("candidates", "preferences"):
+        assert_same_files(resumed / stage, baseline / stage, ["data.parquet"])
+    assert_same_files(resumed / "checkpoint", baseline / "checkpoint", ["model.safetensors"])
+    assert (
+        manifest(resumed / "checkpoint")["content_hash"] == manifest(baseline / "checkpoint")["content_hash"]
+    )
