@@ -318,6 +318,15 @@ CASES: list[Case] = [
     ("compare-out-is-folder", lambda e: ["compare-runs", run_without_report(e), "--out", str(e.outputs)], ["outputs", "--out"]),
     ("compare-no-report", lambda e: ["compare-runs", run_without_report(e), "--out", str(e.outputs / "new" / "c.png")], ["run-a", "report.parquet"]),
     ("compare-corrupt-report", lambda e: ["compare-runs", run_with_corrupt_report(e), "--out", str(e.outputs / "new" / "c.png")], ["report.parquet"]),
+    # winrate-from-annotations
+    ("annotations-missing", lambda e: ["winrate-from-annotations", str(e.inputs / "a.json")], ["a.json", "not found"]),
+    ("annotations-not-utf8", lambda e: ["winrate-from-annotations", text_file(e, "a.json", b"[\xff]")], ["a.json", "UTF-8"]),
+    ("annotations-not-json", lambda e: ["winrate-from-annotations", text_file(e, "a.json", "[{")], ["a.json", "JSON"]),
+    ("annotations-row-from-1", lambda e: ["winrate-from-annotations", text_file(e, "a.json", '[{"preference": 1}, {}]')], ["a.json", "row 2", "field 'preference'"]),
+    # demo (checked before any stage runs)
+    ("demo-beta-nan", lambda e: ["demo", "--out", e.out, "--model", str(e.model), "--beta", "nan"], ["field 'beta'"]),
+    ("demo-learning-rate-inf", lambda e: ["demo", "--out", e.out, "--model", str(e.model), "--learning-rate", "inf"], ["field 'learning_rate'"]),
+    ("demo-samples-one", lambda e: ["demo", "--out", e.out, "--model", str(e.model), "--samples", "1"], ["field 'samples_per_prompt'"]),
     # serve (checked before vLLM starts)
     ("serve-tensor-parallel-zero", lambda e: ["serve", str(e.model), "--tensor-parallel-size", "0"], ["tensor_parallel_size"]),
     ("serve-memory-nan", lambda e: ["serve", str(e.model), "--gpu-memory-utilization", "nan"], ["gpu_memory_utilization"]),
@@ -342,8 +351,9 @@ def _tree(*roots: Path) -> set[str]:
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
+    with pytest.raises(SystemExit) as exited, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["prefkit", *argv])  # as the console script would see it
+        main()
     captured = capsys.readouterr()
     return int(exited.value.code or 0), captured.out + captured.err
 
