@@ -323,6 +323,11 @@ CASES: list[Case] = [
     ("annotations-not-utf8", lambda e: ["winrate-from-annotations", text_file(e, "a.json", b"[\xff]")], ["a.json", "UTF-8"]),
     ("annotations-not-json", lambda e: ["winrate-from-annotations", text_file(e, "a.json", "[{")], ["a.json", "JSON"]),
     ("annotations-row-from-1", lambda e: ["winrate-from-annotations", text_file(e, "a.json", '[{"preference": 1}, {}]')], ["a.json", "row 2", "field 'preference'"]),
+    # report
+    ("report-missing-path", lambda e: ["report", str(e.inputs / "nothing"), "--out", e.out + ".html"], ["nothing"]),
+    ("report-truncated-data", lambda e: ["report", candidates_truncated(e), "--out", e.out + ".html"], ["data.parquet"]),
+    ("report-out-is-folder", lambda e: ["report", str(e.candidates), "--out", str(e.outputs)], ["outputs", "field '--out'"]),
+    ("report-out-missing-folder", lambda e: ["report", str(e.candidates), "--out", str(e.outputs / "no" / "r.html")], ["outputs/no", "field '--out'"]),
     # demo (checked before any stage runs)
     ("demo-beta-nan", lambda e: ["demo", "--out", e.out, "--model", str(e.model), "--beta", "nan"], ["field 'beta'"]),
     ("demo-learning-rate-inf", lambda e: ["demo", "--out", e.out, "--model", str(e.model), "--learning-rate", "inf"], ["field 'learning_rate'"]),
