@@ -247,7 +247,7 @@ CASES: list[Case] = [
     ("sample-out-not-artifact", lambda e: [*sample(good_prompts)(e), "--out", str(e.outputs)], ["outputs", "not a finished"]),
     # label
     ("label-missing-candidates", lambda e: ["label", str(e.inputs / "nothing"), "-o", e.out], ["nothing", "does not exist"]),
-    ("label-candidates-is-file", lambda e: ["label", str(e.prompts), "-o", e.out], ["prompts.jsonl", "is a file"]),
+    ("label-prompts-file-as-candidates", lambda e: ["label", str(e.prompts), "-o", e.out], ["prompts.jsonl", "'completions'"]),
     ("label-wrong-stage", lambda e: ["label", str(e.preferences), "-o", e.out], ["preferences", "'candidates' artifact"]),
     ("label-deleted-data", lambda e: ["label", candidates_without_data(e), "-o", e.out], ["data.parquet"]),
     ("label-truncated-data", lambda e: ["label", candidates_truncated(e), "-o", e.out], ["data.parquet"]),
