@@ -94,7 +94,7 @@ def read_annotations(path: str | Path) -> list[dict]:
         raise InputError(f"not valid JSON ({error.msg} at line {error.lineno})", file=path) from None
     if not isinstance(rows, list):
         raise InputError("an annotations file must hold a list of objects", file=path)
-    for index, row in enumerate(rows):
+    for index, row in enumerate(rows, start=1):  # rows count from 1, as everywhere in prefkit
         if not isinstance(row, dict):
             raise InputError(f"expected an object, got {type(row).__name__}", file=path, row=index)
         if "preference" not in row:

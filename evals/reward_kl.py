@@ -24,6 +24,7 @@ from prefkit_evals.generation import (
 )
 from prefkit_evals.rewards import load_scorer
 
+from prefkit.chat import wants_chat_template
 from prefkit.errors import ConfigError
 from prefkit.evaluation import EvalSubject
 from prefkit.records import read_prompts
@@ -87,6 +88,26 @@ class RewardKLEvaluator:
         self.reference = reference
         self.max_prompts = int(max_prompts) if max_prompts is not None else None
         self.dtype = dtype
+
+    def check_subject(self, subject: EvalSubject) -> None:
+        """Refuse, before any output exists, a prompts file with a prompt that leaves the subject's context
+        no room for a completion (the rule `prefkit sample` applies to the same file)."""
+        import json
+
+        from prefkit.models import load_tokenizer, resolve_model
+        from prefkit.sampling.stage import check_prompt_lengths
+        from prefkit.validation import check_safetensors
+
+        location = Path(resolve_model(subject.model))
+        if not (location / "config.json").exists():
+            return  # a hub id: its context is known only once downloaded
+        check_safetensors(location)
+        config = json.loads((location / "config.json").read_text())
+        context = int(config.get("max_position_embeddings") or 2048)
+        tokenizer = load_tokenizer(str(location))
+        use_chat_template = wants_chat_template(tokenizer, self.generation.use_chat_template)
+        records = read_prompts(self.prompts_path)[: self.max_prompts]
+        check_prompt_lengths(tokenizer, records, use_chat_template, context, self.prompts_path)
 
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Sample, score and compare to the reference; write the samples to `work_dir`; return flat metrics."""

@@ -21,6 +21,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from prefkit.errors import ArtifactError
+from prefkit.validation import kill_point
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -97,12 +98,16 @@ def content_hash(path: str | Path) -> str:
 
 
 def folder_hash(folder: Path, skip: Iterable[str] = (MANIFEST_FILE, CARD_FILE)) -> str:
-    """Hash of every file under a folder (names and bytes), ignoring the manifest and card."""
+    """Hash of every file under a folder (names and bytes), ignoring the manifest and card.
+
+    An entry of `skip` ending in '/' skips that whole sub-folder (e.g. 'tensorboard/').
+    """
     digest = hashlib.sha256()
     skipped = set(skip)
+    folders = tuple(name for name in skipped if name.endswith("/"))
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = file.relative_to(folder).as_posix()
-        if relative in skipped or "/.partial" in relative:
+        if relative in skipped or relative.startswith(folders) or "/.partial" in relative:
             continue
         digest.update(relative.encode())
         digest.update(file_sha256(file).encode())
@@ -234,6 +239,7 @@ class StageRun:
     def write_shard(self, index: int, frame: pl.DataFrame) -> None:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_parquet(frame, self.shard_path(index))
+        kill_point(f"{self.stage}-shard")
 
     def read_shards(self) -> pl.DataFrame:
         paths = [self.shard_path(i) for i in sorted(self.completed_shards())]
@@ -252,16 +258,27 @@ class StageRun:
         counts: Mapping[str, Any] | None = None,
         card: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        not_hashed: Iterable[str] = (),
     ) -> Manifest:
-        """Write manifest (+ card), drop shards and the fingerprint marker, and rename into place."""
-        shutil.rmtree(self.shard_dir, ignore_errors=True)
+        """Write manifest (+ card), drop shards and the fingerprint marker, and rename into place.
+
+        `not_hashed` names files (or 'folder/') left out of the content hash: logs and timings, so two
+        artifacts with the same data (or weights) get the same hash whatever their run history.
+        """
+        kill_point(f"{self.stage}-finish")
+        # the shard folder goes in one rename: a kill never leaves some shards (or their counts) behind
+        if self.shard_dir.exists():
+            trash = self.work_dir / ".shards.removed"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(self.shard_dir, trash)
+            shutil.rmtree(trash)
         (self.work_dir / ".fingerprint").unlink(missing_ok=True)
         if card is not None:
             atomic_write_text(self.work_dir / CARD_FILE, card)
         manifest = Manifest(
             stage=self.stage,
             fingerprint=self.fingerprint,
-            content_hash=folder_hash(self.work_dir),
+            content_hash=folder_hash(self.work_dir, (MANIFEST_FILE, CARD_FILE, *not_hashed)),
             config=self.config,
             inputs=self.inputs,
             versions=library_versions(),
@@ -271,6 +288,7 @@ class StageRun:
             extra=redact_secrets(dict(extra or {})),
         )
         atomic_write_text(self.work_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2))
+        kill_point(f"{self.stage}-rename")
         if self.out.exists():
             trash = self.out.parent / f".{self.out.name}.replaced"
             shutil.rmtree(trash, ignore_errors=True)

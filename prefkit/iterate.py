@@ -20,6 +20,7 @@ from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
 from prefkit.round_winrates import build_judge, judged_with, round_winrates
+from prefkit.validation import STRICT_CONFIG
 
 RUN_CONFIG_FILE = "iterate.json"
 # fields that do not change what a finished round trained on: more rounds, other evaluations
@@ -29,7 +30,7 @@ EXTENSIBLE_FIELDS = {"rounds", "evaluators", "eval_options", "heldout_prompts", 
 class IterateConfig(BaseModel):
     """One iterative DPO run. Stage sections take the fields of SampleConfig, LabelConfig, TrainConfig."""
 
-    model_config = {"extra": "forbid"}
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     name: str = "iterate"
     policy: str = "smollm2"
@@ -69,11 +70,17 @@ def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = Non
             raise ConfigError("config must be .toml, .yaml or .yml", file=path)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"cannot parse ({str(error).splitlines()[0]})", file=path) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"must hold a mapping of options at the top level, not a {type(data).__name__}", file=path
+        )
     for dotted, value in (overrides or {}).items():
         target = data
         *parents, leaf = dotted.split(".")
         for key in parents:
             target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ConfigError("is not a section", file=path, field=dotted)
         target[leaf] = value
     return validated_config(IterateConfig, data, file=path)
 
@@ -91,6 +98,31 @@ def stage_configs(config: IterateConfig, policy: str, reference: str, round_inde
     label = build("label", LabelConfig, seed=config.seed + round_index)
     train = build("train", TrainConfig, policy=policy, reference=reference, seed=config.seed)
     return sample, label, train
+
+
+def check_before_start(config: IterateConfig, initial: str) -> None:
+    """Everything a run needs, checked before RUN/iterate.json or any round folder is written: the stage
+    sections, the labeler, trainer and evaluator plugins with their options, and the prompt files."""
+    from prefkit.evaluation import check_evaluator
+    from prefkit.labeling.registry import check_labeler
+    from prefkit.plugins import load_plugin
+    from prefkit.records import read_prompts
+
+    _, label_config, train_config = stage_configs(config, initial, "policy", 1)
+    check_labeler(label_config.labeler, label_config.labeler_options)
+    trainer = load_plugin("trainers", train_config.trainer)
+    check = getattr(trainer() if isinstance(trainer, type) else trainer, "check_config", None)
+    if callable(check):
+        check(train_config)
+    for name in config.evaluators:
+        # reward-kl gets its reference and prompts from the run (see evaluate_rounds)
+        options = dict(config.eval_options.get(name, {}))
+        if name == "reward-kl":
+            options.setdefault("reference", initial)
+        check_evaluator(name, options)
+    for prompts in (config.prompts, config.heldout_prompts):
+        if prompts:
+            read_prompts(resolve_prompts(prompts))
 
 
 def check_run_config(run_dir: Path, config: IterateConfig) -> None:
@@ -213,8 +245,9 @@ def iterate(
         run_dir = next_free_run_dir(run_dir)
     if config.round_winrate is not None:
         build_judge(config.round_winrate)  # option typos fail before any work
-    check_run_config(run_dir, config)
     initial = resolve_model(config.policy)
+    check_before_start(config, initial)
+    check_run_config(run_dir, config)
     for round_index in range(1, config.rounds + 1):
         run_round(config, run_dir, round_index, initial, progress)
         report = (

@@ -107,6 +107,14 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
+        tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+        if Path(location).is_dir() and not any((Path(location) / name).exists() for name in tokenizer_files):
+            raise ModelError(
+                "model folder has no tokenizer (no tokenizer.json or tokenizer_config.json)",
+                file=location,
+                field="tokenizer",
+                hint="save it next to the weights with tokenizer.save_pretrained(folder)",
+            ) from None
         raise ModelError(f"could not load tokenizer: {first_line(error)}", file=location) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -15,6 +15,9 @@ GROUPS = {
     "evals": "prefkit.evals",
 }
 
+# the option that names a plugin of each kind (errors name it as the field)
+OPTION_NAMES = {"samplers": "backend", "labelers": "labeler", "trainers": "trainer", "evals": "evaluator"}
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -40,7 +43,9 @@ def load_plugin(kind: str, name: str) -> Any:
     entries = {entry.name: entry for entry in metadata.entry_points(group=group)}
     if name not in entries:
         available = ", ".join(sorted(entries)) or "none"
-        raise ConfigError(f"no {kind[:-1]} plugin named '{name}' (installed: {available})")
+        raise ConfigError(
+            f"no {kind[:-1]} plugin named '{name}' (installed: {available})", field=OPTION_NAMES[kind]
+        )
     try:
         return entries[name].load()
     except ImportError as error:

@@ -11,6 +11,7 @@ import polars as pl
 from prefkit.artifacts import DATA_FILE, MANIFEST_FILE, Manifest, read_manifest
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ArtifactError, InputError
+from prefkit.validation import reading
 
 PROMPTS_SCHEMA: dict[str, pl.DataType] = {"prompt_id": pl.String(), "prompt": pl.String()}
 CANDIDATES_SCHEMA: dict[str, pl.DataType] = {
@@ -100,7 +101,8 @@ def open_artifact(path: str | Path, expected_stage: str) -> Artifact:
     artifact = Artifact(path=path, manifest=manifest)
     schema = STAGE_SCHEMAS.get(expected_stage)
     if schema is not None:
-        actual = pl.read_parquet_schema(artifact.data_path)
+        with reading(artifact.data_path):  # a deleted or corrupt data.parquet is one clear line
+            actual = pl.read_parquet_schema(artifact.data_path)
         check_columns(actual, schema, artifact.data_path)
         if expected_stage == "preferences":
             optional = {
@@ -153,7 +155,7 @@ def read_prompts(path: str | Path) -> list[PromptRecord]:
             raise InputError(f"not valid JSON ({error.msg} at line {error.lineno})", file=path) from None
         if not isinstance(rows, list):
             raise InputError("a JSON prompts file must hold a list of objects", file=path)
-        return _prompts_from_rows(rows, path, first_row=0)
+        return _prompts_from_rows(rows, path, first_row=1)  # rows count from 1, as in JSONL and Parquet
     if suffix == ".parquet":
         return _prompts_from_rows(pl.read_parquet(path).to_dicts(), path, first_row=1)
     raise InputError("unsupported prompts format; use .jsonl, .json or .parquet", file=path)

@@ -11,6 +11,7 @@ import polars as pl
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
 from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 from prefkit.round_winrates import OPPONENTS, read_round_winrates
+from prefkit.validation import reading
 
 
 def pair_statistics(preferences_dir: Path) -> dict[str, float]:
@@ -192,6 +193,8 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
             from prefkit.errors import ArtifactError
 
             raise ArtifactError("has no report.parquet; run `prefkit iterate` on it first", file=run_dir)
-        runs[run_dir.name] = pl.read_parquet(report_path).to_dicts()
+        with reading(report_path):
+            runs[run_dir.name] = pl.read_parquet(report_path).to_dicts()
+    out.parent.mkdir(parents=True, exist_ok=True)  # only once every input was read
     plot_runs(runs, out)
     return out

@@ -23,9 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefkit.errors import DependencyError, ModelError
+from prefkit.errors import ConfigError, DependencyError, ModelError
 from prefkit.models import resolve_model
 from prefkit.sampling.options import default_memory_utilization
+from prefkit.validation import check_finite
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 15
@@ -48,6 +49,33 @@ class ServerOptions:
     seed: int = 0
     api_key: str | None = None
     extra_args: Sequence[str] = field(default_factory=tuple)
+
+
+SERVE_DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")
+
+
+def check_server_options(options: ServerOptions) -> None:
+    """Refuse settings vLLM would only reject after starting (seconds later, with a pydantic dump)."""
+    checks = [
+        (options.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1"),
+        (options.pipeline_parallel_size >= 1, "pipeline_parallel_size", "must be >= 1"),
+        (options.data_parallel_size >= 1, "data_parallel_size", "must be >= 1"),
+        (options.port is None or 1 <= options.port <= 65535, "port", "must be in 1..65535"),
+        (options.dtype in SERVE_DTYPES, "dtype", f"must be one of {', '.join(SERVE_DTYPES)}"),
+        (options.max_model_len is None or options.max_model_len >= 2, "max_model_len", "must be >= 2"),
+        (
+            options.distributed_executor_backend in (None, "mp", "ray", "uni", "external_launcher"),
+            "distributed_executor_backend",
+            "must be 'mp' or 'ray'",
+        ),
+    ]
+    utilization = options.gpu_memory_utilization
+    if utilization is not None:
+        check_finite(utilization, "gpu_memory_utilization")
+        checks.append((0 < utilization <= 1, "gpu_memory_utilization", "must be in (0, 1]"))
+    for ok, name, message in checks:
+        if not ok:
+            raise ConfigError(f"{message}, got {getattr(options, name)}", field=name)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -98,6 +126,7 @@ class OpenAIServer:
             )
         self.model = model
         self.options = options or ServerOptions()
+        check_server_options(self.options)
         self.location = resolve_model(model)
         self.port = self.options.port or free_port(self.options.host)
         self.base_url = f"http://{self.options.host}:{self.port}/v1"

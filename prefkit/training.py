@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, field_validator, model_validator
 
 from prefkit.errors import ConfigError, InputError
+from prefkit.validation import STRICT_CONFIG, check_no_nulls, reading
 
 if TYPE_CHECKING:
     from prefkit.records import Artifact
@@ -31,13 +32,15 @@ SCHEDULERS = ("cosine", "linear", "constant")
 DTYPES = ("auto", "fp32", "bf16")
 STATE_FOLDER = ".train-state"
 METRICS_FILE = "metrics.jsonl"
+# run history, not the model: left out of a checkpoint's content hash (weights, config, tokenizer only)
+NOT_MODEL_FILES = (METRICS_FILE, "tensorboard/", "timings.json", "training_args.bin")
 RUN_FACTS = ("memory/", "pairs_per_s", "tokens_per_s", "lr", "grad_norm")  # in metrics.jsonl, not the summary
 
 
 class TrainConfig(BaseModel):
     """Options of `prefkit train`; every trainer plugin reads the ones it supports and rejects the rest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     trainer: str = "dpo"
     policy: str = "smollm2"
@@ -98,6 +101,8 @@ class TrainConfig(BaseModel):
             (self.grad_accum >= 1, "grad_accum", "must be >= 1"),
             (self.max_length >= 8, "max_length", "must be >= 8"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
             (self.scheduler in SCHEDULERS, "scheduler", f"must be one of {', '.join(SCHEDULERS)}"),
             (self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}"),
             (0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)"),
@@ -231,11 +236,17 @@ def train(
     options = SourceOptions(split=split, subset=subset, revision=revision)
     preferences = resolve_preferences(preferences, columns=columns, options=options).path
     artifact = open_artifact(preferences, "preferences")
-    table = artifact.table()
+    with reading(artifact.data_path):
+        table = artifact.table()
     if table.height == 0:
         raise InputError("holds no preference pairs", file=artifact.data_path)
+    check_no_nulls(table, ("prompt", "chosen", "rejected"), artifact.data_path)
     plugin_class = load_plugin("trainers", config.trainer)
     plugin = plugin_class() if isinstance(plugin_class, type) else plugin_class
+    # options the plugin cannot use (an unknown loss, a policy without tokenizer) fail before any folder
+    check = getattr(plugin, "check_config", None)
+    if callable(check):
+        check(config)
     train_rows, eval_rows = split_indices(table["prompt_id"].to_list(), config.eval_fraction, config.seed)
     use_chat_template = config.use_chat_template
     if use_chat_template is None:
@@ -311,7 +322,12 @@ def _train_one(
             **result.counts,
         }
         extra = {"final_metrics": summary, "degenerate": degenerate, "beta": config.beta, **result.extra}
-        run.finish(counts=counts, card=checkpoint_card(config, counts, summary, degenerate), extra=extra)
+        run.finish(
+            counts=counts,
+            card=checkpoint_card(config, counts, summary, degenerate),
+            extra=extra,
+            not_hashed=NOT_MODEL_FILES,
+        )
     ranks.barrier()
     from prefkit.artifacts import read_manifest
 

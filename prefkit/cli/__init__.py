@@ -1,7 +1,8 @@
 """The `prefkit` command line: a thin typer shell over the Python API.
 
 Each stage registers its command from its own module (`prefkit/cli/<stage>.py`, a `register(app)`
-function). Errors of the project (PrefkitError) print as one line and exit with code 2, no traceback.
+function). Errors of the project (PrefkitError) and failures caused by bad files print as one line and exit with code
+2, no traceback (see `main`).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 import typer
 
-from prefkit.errors import PrefkitError
+from prefkit.validation import BUG_REPORT_URL, as_prefkit_error
 
 app = typer.Typer(
     name="prefkit",
@@ -55,14 +57,31 @@ def _root() -> None:
 _register_commands()
 
 
-def main() -> None:
-    """Entry point: run the app, turning project errors into one clear line and a non-zero exit."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; bad input becomes one clear line and exit 2, a bug keeps its traceback.
+
+    This is the one place where errors meet the user: a PrefkitError, or a failure that a bad file causes
+    (decode, I/O, Parquet, safetensors, JSON, YAML; see `validation.as_prefkit_error`), prints
+    `error: FILE, row N, field 'F': what (hint)` and exits 2. Anything else is a bug in prefkit: the
+    traceback is kept and the last line says so and where to report it.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app()
-    except PrefkitError as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        sys.exit(2)
+        app(args=argv, prog_name="prefkit")
     except KeyboardInterrupt:
         typer.secho("interrupted: rerun the same command to resume", err=True, fg="yellow")
         sys.exit(130)
+    except Exception as error:
+        known = as_prefkit_error(error)
+        if known is None:
+            traceback.print_exc()
+            command = " ".join(["prefkit", *(sys.argv[1:] if argv is None else argv)])
+            typer.secho(
+                f"error: {type(error).__name__}: {error}\nthis is a bug in prefkit, not in your input; please "
+                f"report it at {BUG_REPORT_URL} with the command ({command}) and the traceback above",
+                err=True,
+                fg="red",
+            )
+            sys.exit(1)
+        typer.secho(f"error: {known}", err=True, fg="red")
+        sys.exit(2)

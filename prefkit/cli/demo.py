@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(defaults.seed, help="Seed for sampling and training."),
     ) -> None:
         """Run sample -> label (VADER) -> train (DPO) -> eval on the embedded default and print before/after."""
-        config = DemoConfig(
+        from prefkit.errors import validated_config
+
+        values = dict(
             model=model,
             train_prompts=train_prompts,
             heldout_prompts=heldout_prompts,
@@ -58,6 +60,7 @@ def register(app: typer.Typer) -> None:
             eval_samples=eval_samples,
             seed=seed,
         )
+        config = validated_config(DemoConfig, values)
         started = time.time()
         rows = run_demo(config, out)
         print_table(rows, time.time() - started, out)

@@ -134,7 +134,10 @@ def register(app: typer.Typer) -> None:
         from prefkit_evals.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
         from prefkit_evals.annotations import read_annotations, win_rate_from_annotations
 
-        rows = read_annotations(annotations)
+        from prefkit.validation import reading
+
+        with reading(annotations):
+            rows = read_annotations(annotations)
         instructions = None
         if expected:
             source = bundled_data_dir() / BASELINE_FILE if expected == "alpaca-eval" else Path(expected)

@@ -49,5 +49,6 @@ def register(app: typer.Typer) -> None:
         """Plot reward and length per round for several runs (e.g. with vs without a length penalty)."""
         from prefkit.rounds_report import compare_runs
 
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            raise ConfigError("is a folder; give the PNG file to write", file=out, field="--out")
         typer.echo(f"wrote {compare_runs(runs, out)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -19,6 +20,8 @@ def parse_penalties(text: str) -> list[float]:
             value = float(item)
         except ValueError:
             raise ConfigError(f"'{item.strip()}' is not a number", field="penalties") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"must be finite numbers, got {item.strip()}", field="penalties")
         if value < 0:
             raise ConfigError(f"must be >= 0, got {value}", field="penalties")
         values.append(value)
@@ -52,6 +55,10 @@ def register(app: typer.Typer) -> None:
         from prefkit.cli.label import label_config
         from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep, render_sweep
 
+        if out is not None and out.is_dir():
+            raise ConfigError("is a folder; give the JSON file to write", file=out, field="--out")
+        if out is not None and not out.parent.is_dir():
+            raise ConfigError("folder does not exist", file=out.parent, field="--out")
         config = label_config(
             labeler,
             labeler_options,

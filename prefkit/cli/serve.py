@@ -54,7 +54,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve MODEL with vLLM's OpenAI-compatible API until Ctrl-C; prints the base URL to use."""
+        from prefkit.errors import ConfigError
         from prefkit.serve import OpenAIServer, ServerOptions
+        from prefkit.validation import check_finite
 
         options = ServerOptions(
             host=host,
@@ -71,7 +73,10 @@ def register(app: typer.Typer) -> None:
             api_key=api_key,
             extra_args=tuple(vllm_arg or ()),
         )
-        server = OpenAIServer(model, options)
+        check_finite(startup_timeout, "startup_timeout")
+        if startup_timeout <= 0:
+            raise ConfigError(f"must be > 0, got {startup_timeout}", field="startup_timeout")
+        server = OpenAIServer(model, options)  # checks every option before vLLM starts
         console = Console(stderr=True)
         console.print(f"starting vLLM for {model} (log: {server.log_path}) ...")
         server.start()

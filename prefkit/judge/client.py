@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from prefkit.errors import PrefkitError, require_module, validated_config
 from prefkit.judge.cache import CachedJudgement, JudgeCache, judgement_key
 from prefkit.judge.templates import JudgeTemplate
 from prefkit.models import cache_home
+from prefkit.validation import STRICT_CONFIG
 
 RETRY_STATUS = {408, 409, 429}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -39,7 +40,7 @@ class JudgeError(PrefkitError):
 class JudgeSettings(BaseModel):
     """Which judge to ask and how (recorded in manifests; holds no secret)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     model: str = Field("gpt-4", description="judge model name at the endpoint")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = api.openai.com")

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
 from prefkit.errors import ConfigError, ModelError, PrefkitError
@@ -47,6 +47,7 @@ from prefkit.labeling.pairing import (
 from prefkit.labeling.registry import load_labeler
 from prefkit.models import EMBEDDED_ALIASES, cache_home
 from prefkit.records import PREFERENCES_SCHEMA, PREFERENCES_TRUNCATION_SCHEMA, Artifact, open_artifact
+from prefkit.validation import STRICT_CONFIG, reading
 
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     **PREFERENCES_SCHEMA,
@@ -62,7 +63,7 @@ COUNTED = ("prompts", "prompts_with_pairs", "pairs", "candidates", "candidates_t
 class LabelConfig(BaseModel):
     """How candidates become preference pairs (every field is recorded in the manifest and card)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     labeler: str = Field("vader", description="labeler plugin: vader, sentiment, reward-model, judge, ...")
     labeler_options: dict[str, Any] = Field(default_factory=dict, description="options passed to the labeler")
@@ -120,17 +121,24 @@ def label(
     run = StageRun(out, "preferences", config.model_dump(), {"candidates": source.path}, force=force)
     if run.already_done:
         return open_artifact(run.out, "preferences")
-    total_rows = check_candidates(source.data_path, config.length_unit)
-    work_dir = run.open()
-    counts_dir = work_dir / COUNTS_DIR
-    counts_dir.mkdir(exist_ok=True)
-    done = run.completed_shards()
+    with reading(source.data_path):
+        total_rows = check_candidates(source.data_path, config.length_unit)
+    # the labeler is loaded before the work folder exists: a bad name or option leaves nothing behind
+    labeler: Labeler | None = load_labeler(config.labeler, config.labeler_options)
+    try:
+        work_dir = run.open()
+    except BaseException:
+        close_labeler(labeler)
+        raise
+    # counts live inside the shard folder, so finish() removes shards and counts together; a shard
+    # without its counts file is labeled again (no state can leave a resume without its counts)
+    counts_dir = run.shard_dir / COUNTS_DIR
+    counts_dir.mkdir(parents=True, exist_ok=True)
+    done = {index for index in run.completed_shards() if (counts_dir / f"{index:05d}.json").exists()}
     shards = iter_candidate_shards(source.data_path, config.shard_size, skip=done)
-    labeler: Labeler | None = None
     try:
         with _ProgressBar(progress, total_rows, len(done) * config.shard_size) as advance:
             for shard in shards:
-                labeler = labeler or load_labeler(config.labeler, config.labeler_options)
                 before = _usage(labeler)
                 pairs, counts = label_shard(shard, labeler, config, source.data_path)
                 counts["usage"] = _usage_delta(before, _usage(labeler))
@@ -147,9 +155,6 @@ def label(
     )
     write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
     card = render_card(_card_inputs(source, run, counts, numbers, work_dir / DATA_FILE))
-    for path in counts_dir.glob("*.json"):
-        path.unlink()
-    counts_dir.rmdir()
     # usage lives in counts: manifest extras drop keys containing "token" (prompt_tokens, ...)
     counts["labeler_usage"] = usage
     extra = {

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
@@ -29,6 +29,7 @@ from prefkit.sampling.card import candidates_card
 from prefkit.sampling.options import SamplerOptions
 from prefkit.sampling.progress import SamplingProgress
 from prefkit.sampling.prompt_tokens import derive_seed
+from prefkit.validation import STRICT_CONFIG, reading
 
 STAGE = "candidates"
 # engine settings that change memory use, not the samples: a resume may change them
@@ -40,7 +41,7 @@ OUTPUT_SCHEMA = CANDIDATES_SCHEMA | {"finish_reasons": pl.List(pl.String())}
 class SampleConfig(BaseModel):
     """Everything that decides what `sample` writes (plus engine settings for vLLM)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
     model: str
     backend: str = "auto"
@@ -113,7 +114,8 @@ def sample(
 ) -> Artifact:
     """Sample `config.n` completions for every prompt and write a 'candidates' artifact to `out`."""
     prompts_path, out = resolve_prompts(prompts), Path(out)
-    records = read_prompts(prompts_path)
+    with reading(prompts_path):
+        records = read_prompts(prompts_path)
     backend = resolve_backend(config.backend)
     fingerprinted = config.model_dump(exclude=set(NOT_FINGERPRINTED)) | {"backend": backend}
     inputs: dict[str, Path] = {"prompts": prompts_path}

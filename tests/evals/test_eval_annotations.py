@@ -101,7 +101,7 @@ def test_preferences_are_parsed_strictly():
 def test_read_annotations_names_the_row_without_preference(tmp_path):
     path = tmp_path / "annotations.json"
     path.write_text(json.dumps([{"preference": 2}, {"instruction": "x"}]))
-    with pytest.raises(InputError, match=r"row 1, field 'preference'"):
+    with pytest.raises(InputError, match=r"row 2, field 'preference'"):
         read_annotations(path)
 
 

@@ -36,7 +36,8 @@ from prefkit_trainers.dpo.train_state import Position, read_position
 
 from prefkit.errors import ConfigError, ModelError
 from prefkit.models import load_causal_lm, load_tokenizer, resolve_model
-from prefkit.training import METRICS_FILE, TrainRequest, TrainResult
+from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
+from prefkit.validation import check_safetensors
 
 
 class DPOTrainerPlugin:
@@ -44,12 +45,20 @@ class DPOTrainerPlugin:
 
     name = "dpo"
 
-    def train(self, request: TrainRequest) -> TrainResult:
-        config = request.config
+    def check_config(self, config: TrainConfig) -> None:
+        """Refuse what this trainer cannot run before any output exists: an unknown loss, no tokenizer."""
         if config.loss not in LOSS_NAMES:
             raise ConfigError(
                 f"unknown loss '{config.loss}' (choose from {', '.join(LOSS_NAMES)})", field="loss"
             )
+        for model in (config.policy, config.reference):
+            if model not in ("policy", "none"):
+                load_tokenizer(model, trust_remote_code=config.trust_remote_code)
+                check_safetensors(resolve_model(model))
+
+    def train(self, request: TrainRequest) -> TrainResult:
+        config = request.config
+        self.check_config(config)
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
         from accelerate.utils import set_seed

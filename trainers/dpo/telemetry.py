@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from prefkit.validation import kill_point
+
 MB = 1024 * 1024
 
 
@@ -57,23 +59,43 @@ class MetricsLog:
     def __init__(self, jsonl_path: Path, tensorboard_dir: Path | None, enabled: bool = True) -> None:
         self.path = jsonl_path
         self.enabled = enabled
-        self.writer = None
-        if enabled and tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        self.tensorboard_dir = tensorboard_dir
+        self.writer = self._open_writer()
 
-                self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
-            except ImportError:  # tensorboard is optional on lean GPU images
-                self.writer = None
+    def _open_writer(self):
+        if not self.enabled or self.tensorboard_dir is None:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional on lean GPU images
+            return None
+        return SummaryWriter(log_dir=str(self.tensorboard_dir))
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after `step` (a resumed run logs those steps again)."""
+        """Drop records logged after `step` (a resumed run logs those steps again).
+
+        TensorBoard event files cannot be cut, so they are rewritten from the kept metrics.jsonl lines:
+        a resumed run then holds each step once, as an uninterrupted one does.
+        """
         if not self.enabled or not self.path.exists():
             return
         kept = [
             line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step
         ]
         self.path.write_text("".join(line + "\n" for line in kept))
+        if self.writer is not None:
+            import shutil
+
+            self.writer.close()
+            shutil.rmtree(self.tensorboard_dir, ignore_errors=True)
+            self.writer = self._open_writer()
+            for line in kept:
+                self._write_scalars(json.loads(line))
+
+    def _write_scalars(self, record: dict[str, Any]) -> None:
+        for key, value in record.items():
+            if isinstance(value, int | float) and key != "step":
+                self.writer.add_scalar(key, value, record["step"])
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -84,9 +106,8 @@ class MetricsLog:
         with open(self.path, "a") as handle:
             handle.write(json.dumps(clean) + "\n")
         if self.writer is not None:
-            for key, value in record.items():
-                if isinstance(value, int | float) and key != "step":
-                    self.writer.add_scalar(key, value, record["step"])
+            self._write_scalars(record)
+        kill_point("train-step")
 
     def close(self) -> None:
         if self.writer is not None:

@@ -73,6 +73,11 @@ class TRLTrainerPlugin:
 
     name = "trl"
 
+    def check_config(self, config: TrainConfig) -> None:
+        """Refuse unsupported options and a policy without tokenizer before any output exists."""
+        check_supported(config)
+        load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
+
     def train(self, request: TrainRequest) -> TrainResult:
         config = request.config
         check_supported(config)
