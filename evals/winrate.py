@@ -33,7 +33,9 @@ class ReferenceItem:
     """One prompt and the reference answer the subject's answer is judged against."""
 
     prompt_id: str
-    prompt: str
+    prompt: (
+        str | list[dict[str, str]]
+    )  # a prefkit.conversation.Prompt: the judge sees a conversation's history
     reference: str
 
 
@@ -175,12 +177,15 @@ def load_references(source: str | Path) -> list[ReferenceItem]:
     """(prompt id, prompt, reference) from a prompts file with references, or a preferences artifact."""
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").exists():
+        from prefkit.conversation import completion_text
         from prefkit.records import open_artifact
 
         artifact = open_artifact(path, "preferences")
         table = artifact.table().unique("prompt_id", keep="first", maintain_order=True)
         return [
-            ReferenceItem(str(r["prompt_id"]), r["prompt"], r["chosen"]) for r in table.iter_rows(named=True)
+            # a conversational pair's chosen side is one assistant turn: its text is the reference
+            ReferenceItem(str(r["prompt_id"]), r["prompt"], completion_text(r["chosen"]))
+            for r in table.iter_rows(named=True)
         ]
     records = read_prompts(path)
     missing = [index for index, record in enumerate(records, start=1) if not record.reference]

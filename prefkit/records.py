@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from prefkit.artifacts import DATA_FILE, MANIFEST_FILE, Manifest, read_manifest
+from prefkit.conversation import CONVERSATION_DTYPE, Prompt, is_conversation, validate_conversation
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ArtifactError, InputError
 from prefkit.validation import reading
@@ -40,6 +41,12 @@ PREFERENCES_TRUNCATION_SCHEMA: dict[str, pl.DataType] = {
     "eos_chosen": pl.Boolean(),
     "eos_rejected": pl.Boolean(),
 }
+# columns that hold a plain string or, for conversational data, a message list (CONVERSATION_DTYPE)
+CONVERSATIONAL_COLUMNS = {
+    "prompts": ("prompt",),
+    "candidates": ("prompt",),
+    "preferences": ("prompt", "chosen", "rejected"),
+}
 STAGE_SCHEMAS = {
     "prompts": PROMPTS_SCHEMA,
     "candidates": CANDIDATES_SCHEMA,
@@ -52,12 +59,25 @@ STAGE_COMMANDS = {
 }
 
 
+def stage_schema(stage: str, conversational: bool) -> dict[str, pl.DataType]:
+    """A stage's schema; conversational data stores prompt (and chosen/rejected) as CONVERSATION_DTYPE."""
+    schema = dict(STAGE_SCHEMAS[stage])
+    if conversational:
+        schema.update({name: CONVERSATION_DTYPE for name in CONVERSATIONAL_COLUMNS[stage]})
+    return schema
+
+
+def is_conversational(schema: dict[str, pl.DataType]) -> bool:
+    """True when a table's `prompt` column holds message lists rather than strings."""
+    return schema.get("prompt") == CONVERSATION_DTYPE
+
+
 @dataclass(frozen=True)
 class PromptRecord:
-    """One prompt: a stable id, the user text, and an optional reference answer (for win rates)."""
+    """One prompt: a stable id, the user text or conversation, and an optional reference answer."""
 
     prompt_id: str
-    prompt: str
+    prompt: Prompt
     reference: str | None = None
 
 
@@ -99,11 +119,11 @@ def open_artifact(path: str | Path, expected_stage: str) -> Artifact:
             hint=f"give the output of `{STAGE_COMMANDS.get(expected_stage, 'prefkit')}`",
         )
     artifact = Artifact(path=path, manifest=manifest)
-    schema = STAGE_SCHEMAS.get(expected_stage)
-    if schema is not None:
+    if expected_stage in STAGE_SCHEMAS:
         with reading(artifact.data_path):  # a deleted or corrupt data.parquet is one clear line
             actual = pl.read_parquet_schema(artifact.data_path)
-        check_columns(actual, schema, artifact.data_path)
+        expected = stage_schema(expected_stage, is_conversational(actual))
+        check_columns(actual, expected, artifact.data_path)
         if expected_stage == "preferences":
             optional = {
                 name: dtype for name, dtype in PREFERENCES_TRUNCATION_SCHEMA.items() if name in actual
@@ -127,7 +147,12 @@ def check_columns(actual: dict[str, pl.DataType], expected: dict[str, pl.DataTyp
 
 # -- prompt files ---------------------------------------------------------------------------------
 def read_prompts(path: str | Path) -> list[PromptRecord]:
-    """Read prompts from JSONL, JSON (a list), Parquet, a prompts artifact or `builtin:NAME`; rows are validated."""
+    """Read prompts from JSONL, JSON (a list), Parquet, a prompts artifact or `builtin:NAME`; rows are validated.
+
+    A row holds `prompt` (a string or a list of chat messages ending with a user turn) or `messages` (a
+    chat transcript; a trailing assistant turn becomes the `reference`), plus optional `prompt_id` and
+    `reference`. A file holds string prompts or conversations, never both.
+    """
     path = resolve_prompts(path)
     from prefkit.ingest.prompts import needs_ingest, prompt_rows
 
@@ -179,19 +204,24 @@ def _read_jsonl(path: Path) -> list[object]:
 def _prompts_from_rows(rows: list, path: Path, first_row: int) -> list[PromptRecord]:
     records: list[PromptRecord] = []
     seen: set[str] = set()
+    conversational: bool | None = None  # set by the first row; every later row must be of that kind
     for index, item in enumerate(rows):
         row_number, row = item if isinstance(item, tuple) else (index + first_row, item)
         if not isinstance(row, dict):
             raise InputError(f"expected an object, got {type(row).__name__}", file=path, row=row_number)
-        prompt = row.get("prompt", row.get("instruction"))
-        if prompt is None:
-            raise InputError("is missing", file=path, row=row_number, field="prompt")
-        if not isinstance(prompt, str):
-            raise InputError(
-                f"must be a string, got {type(prompt).__name__}", file=path, row=row_number, field="prompt"
+        prompt, answer = _row_prompt(row, path, row_number)
+        if conversational is None:
+            conversational = is_conversation(prompt)
+        elif is_conversation(prompt) != conversational:
+            kind, earlier = (
+                ("a message list", "strings") if is_conversation(prompt) else ("a string", "message lists")
             )
-        if not prompt.strip():
-            raise InputError("is empty", file=path, row=row_number, field="prompt")
+            raise InputError(
+                f"is {kind}, but earlier rows are {earlier} (a file holds one kind)",
+                file=path,
+                row=row_number,
+                field="messages" if "messages" in row and "prompt" not in row else "prompt",
+            )
         prompt_id = row.get("prompt_id", row.get("id", f"p{len(records):06d}"))
         if not isinstance(prompt_id, str | int) or isinstance(prompt_id, bool):
             raise InputError(
@@ -207,7 +237,52 @@ def _prompts_from_rows(rows: list, path: Path, first_row: int) -> list[PromptRec
         reference = row.get("reference")
         if reference is not None and not isinstance(reference, str):
             raise InputError("must be a string", file=path, row=row_number, field="reference")
+        if answer is not None and reference is not None:
+            raise InputError(
+                "has both a 'reference' and a trailing assistant turn in 'messages'",
+                file=path,
+                row=row_number,
+                field="reference",
+                hint="keep one: the trailing assistant turn is used as the reference answer",
+            )
+        reference = reference if answer is None else answer
         records.append(PromptRecord(prompt_id=prompt_id, prompt=prompt, reference=reference))
     if not records:
         raise InputError("holds no prompts", file=path)
     return records
+
+
+def _row_prompt(row: dict, path: Path, row_number: int) -> tuple[Prompt, str | None]:
+    """A row's prompt (a string or a validated conversation) and the reference answer a `messages` row
+    carries as its trailing assistant turn (None otherwise)."""
+    if "prompt" not in row and "instruction" not in row and "messages" in row:
+        messages = validate_conversation(
+            row["messages"], file=path, row=row_number, field="messages", must_end_with_user=False
+        )
+        answer = None
+        if messages[-1]["role"] == "assistant":  # a chat transcript: its last answer is the reference
+            answer = messages.pop()["content"]
+            if not messages:
+                raise InputError("holds only an assistant turn", file=path, row=row_number, field="messages")
+        return validate_conversation(messages, file=path, row=row_number, field="messages"), answer
+    prompt = row.get("prompt", row.get("instruction"))
+    if prompt is None:
+        raise InputError(
+            "is missing",
+            file=path,
+            row=row_number,
+            field="prompt",
+            hint="a row needs 'prompt' (a string or a list of chat messages) or 'messages'",
+        )
+    if is_conversation(prompt):
+        return validate_conversation(prompt, file=path, row=row_number, field="prompt"), None
+    if not isinstance(prompt, str):
+        raise InputError(
+            f"must be a string or a list of chat messages, got {type(prompt).__name__}",
+            file=path,
+            row=row_number,
+            field="prompt",
+        )
+    if not prompt.strip():
+        raise InputError("is empty", file=path, row=row_number, field="prompt")
+    return prompt, None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prefkit.chat import encode_pairs
+from prefkit.conversation import Prompt
 
 
 def completion_logprobs_from_ids(
@@ -51,7 +52,7 @@ def completion_logprobs_from_ids(
 def completion_logprobs(
     model,
     tokenizer,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     completions: Sequence[str],
     *,
     use_chat_template: bool | None = None,

@@ -4,6 +4,9 @@
   the prefkit authors (Apache-2.0), split deterministically (2 of every 3 topics train, 1 held out).
 - chatterbot_qa.jsonl: the English question/answer pairs of chatterbot-corpus (BSD-3-Clause), the
   question as `prompt`, the corpus answer as `reference`, for judge win rates.
+- chatterbot_multiturn{,_heldout}.jsonl: multi-turn chat prompts from the same corpus (a system prompt,
+  then a user/assistant history ending with a user turn; the corpus's next turn as `reference`): its
+  real dialogues, plus histories stitched from consecutive Q/A pairs of one topic file.
 Run: python scripts/build_prompt_sets.py
 """
 
@@ -68,6 +71,68 @@ def chatterbot_pairs() -> list[dict]:
     return rows
 
 
+MULTITURN_SYSTEM = "You are a friendly chatbot. Answer in one or two sentences."
+DIALOGUE_FILES = ("conversations", "health", "sports")  # the files whose entries are real dialogues
+STITCHED_PER_FILE = 3  # histories stitched from each topic file's Q/A pairs
+
+
+def _chat_row(prompt_id: str, turns: list[str], reference: str | None) -> dict:
+    """A conversational prompt row: system turn, then turns alternating user/assistant (odd count)."""
+    messages = [{"role": "system", "content": MULTITURN_SYSTEM}]
+    messages += [
+        {"role": "user" if index % 2 == 0 else "assistant", "content": text}
+        for index, text in enumerate(turns)
+    ]
+    row: dict = {"prompt_id": prompt_id, "prompt": messages}
+    if reference:
+        row["reference"] = reference
+    return row
+
+
+def chatterbot_multiturn() -> list[dict]:
+    """Multi-turn prompts: each real dialogue cut after its 2nd or 3rd user turn, then histories of two
+    or three consecutive Q/A pairs from one topic file (the next answer, when there is one, is the reference)."""
+    import chatterbot_corpus
+
+    folder = Path(chatterbot_corpus.__file__).parent / "data" / "english"
+    rows: list[dict] = []
+    for file in sorted(folder.glob("*.yml")):
+        data = yaml.safe_load(file.read_text())
+        conversations = [
+            [str(turn).strip() for turn in conversation]
+            for conversation in data.get("conversations", [])
+            if all(isinstance(turn, str) and turn.strip() for turn in conversation)
+        ]
+        if file.stem in DIALOGUE_FILES:
+            for conversation in conversations:
+                if len(conversation) < 3:
+                    continue
+                cut = 5 if len(conversation) >= 5 else 3  # end on a user turn: 2 or 3 user turns
+                reference = conversation[cut] if len(conversation) > cut else None
+                rows.append(_chat_row(f"cbm-{file.stem}-{len(rows):03d}", conversation[:cut], reference))
+            continue
+        pairs, asked = [], set()
+        for conversation in conversations:  # the corpus repeats a question for alternative answers
+            if len(conversation) == 2 and conversation[0].lower() not in asked and len(conversation[1]) < 200:
+                asked.add(conversation[0].lower())
+                pairs.append(conversation)
+        for index in range(STITCHED_PER_FILE):
+            size = 2 + index % 2  # 2 or 3 user turns
+            chunk = pairs[index * 3 : index * 3 + size]
+            if len(chunk) < size:
+                break
+            turns = [text for pair in chunk for text in pair]
+            rows.append(_chat_row(f"cbm-{file.stem}-{len(rows):03d}", turns[:-1], turns[-1]))
+    return rows
+
+
+def split_heldout(rows: list[dict], every: int = 4) -> tuple[list[dict], list[dict]]:
+    """Every `every`-th row held out (deterministic), the rest for training."""
+    train = [row for index, row in enumerate(rows) if index % every != every - 1]
+    heldout = [row for index, row in enumerate(rows) if index % every == every - 1]
+    return train, heldout
+
+
 def write_jsonl(rows: list[dict], path: Path) -> None:
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
@@ -79,4 +144,8 @@ if __name__ == "__main__":
     write_jsonl(heldout, OUT / "sentiment_heldout.jsonl")
     pairs = chatterbot_pairs()
     write_jsonl(pairs, OUT / "chatterbot_qa.jsonl")
+    chat_train, chat_heldout = split_heldout(chatterbot_multiturn())
+    write_jsonl(chat_train, OUT / "chatterbot_multiturn.jsonl")
+    write_jsonl(chat_heldout, OUT / "chatterbot_multiturn_heldout.jsonl")
     print(f"sentiment: {len(train)} train, {len(heldout)} held out; chatterbot: {len(pairs)} Q/A pairs")
+    print(f"chatterbot multi-turn: {len(chat_train)} train, {len(chat_heldout)} held out")

@@ -14,8 +14,10 @@ def register(app: typer.Typer) -> None:
     def sample_command(
         prompts: str = typer.Argument(
             ...,
-            help="Prompts file: JSONL/JSON/Parquet rows with 'prompt' (+ optional 'prompt_id', 'reference'), "
-            "or builtin:NAME for a shipped set (sentiment_train, sentiment_heldout, chatterbot_qa).",
+            help="Prompts file: JSONL/JSON/Parquet rows with 'prompt' (a string or a list of chat messages) or "
+            "'messages' (+ optional 'prompt_id', 'reference'), or builtin:NAME for a shipped set "
+            "(sentiment_train, sentiment_heldout, chatterbot_qa, chatterbot_multiturn, "
+            "chatterbot_multiturn_heldout).",
         ),
         out: Path = typer.Option(
             ..., "--out", "-o", help="Artifact folder to write (rerun the same command to resume)."

@@ -14,6 +14,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefkit.conversation import Prompt
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS judgements (
     key TEXT PRIMARY KEY,
@@ -40,8 +42,9 @@ class CachedJudgement:
     completion_tokens: int = 0
 
 
-def judgement_key(judge: str, template_sha256: str, prompt: str, first: str, second: str | None) -> str:
-    """The cache key of one judgement (order matters: (a, b) and (b, a) are different questions)."""
+def judgement_key(judge: str, template_sha256: str, prompt: Prompt, first: str, second: str | None) -> str:
+    """The cache key of one judgement (order matters: (a, b) and (b, a) are different questions); a
+    conversational prompt enters as its JSON message list."""
     payload = json.dumps([judge, template_sha256, prompt, first, second], ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 

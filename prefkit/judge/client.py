@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
+from prefkit.conversation import Prompt
 from prefkit.errors import PrefkitError, require_module, validated_config
 from prefkit.judge.cache import CachedJudgement, JudgeCache, judgement_key
 from prefkit.judge.templates import JudgeTemplate
@@ -93,7 +94,7 @@ class JudgeUsage:
 class JudgeRequest:
     """One judgement: the prompt and one (pointwise) or two (pairwise, in this order) responses."""
 
-    prompt: str
+    prompt: Prompt  # a string or a conversation (rendered for the judge by the template)
     first: str
     second: str | None = None
 

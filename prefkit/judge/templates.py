@@ -13,6 +13,8 @@ A template file looks like:
     Prompt text with {prompt}, {response_a}, {response_b} (pairwise) or {response} (pointwise).
 
 Only those placeholders are substituted (other braces are left alone, so templates may show JSON).
+A conversational prompt fills {prompt} with its history written out turn by turn (`render_history`), so
+every template judges multi-turn candidates as the next assistant turn without a template change.
 The template's hash is part of every cache key: editing a template never reuses old verdicts.
 """
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from prefkit.conversation import Prompt, is_conversation
 from prefkit.errors import ConfigError
 
 BUILTIN = {
@@ -38,6 +41,18 @@ PLACEHOLDERS = {
     "pointwise": ("{prompt}", "{response}"),
 }
 FIRST, SECOND, TIE = "first", "second", "tie"
+HISTORY_HEADER = "The conversation so far (the responses are the assistant's next turn):"
+
+
+def render_history(prompt: Prompt) -> str:
+    """The text a judge sees for a prompt: a string as is; a conversation as a header and one
+    `Role: text` paragraph per turn (a lone user turn is shown as its plain text)."""
+    if not is_conversation(prompt):
+        return prompt
+    if len(prompt) == 1 and prompt[0]["role"] == "user":
+        return prompt[0]["content"]
+    turns = [f"{message['role'].capitalize()}: {message['content']}" for message in prompt]
+    return "\n\n".join([HISTORY_HEADER, *turns])
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,12 @@ class JudgeTemplate:
     max_score: float = math.inf
     max_tokens: int = 256
 
-    def messages(self, prompt: str, response_a: str, response_b: str | None = None) -> list[dict[str, str]]:
-        """Chat messages for one judgement (pointwise templates use `response_a` as {response})."""
-        values = {"{prompt}": prompt}
+    def messages(
+        self, prompt: Prompt, response_a: str, response_b: str | None = None
+    ) -> list[dict[str, str]]:
+        """Chat messages for one judgement (pointwise templates use `response_a` as {response}; a
+        conversational prompt is written out by `render_history`)."""
+        values = {"{prompt}": render_history(prompt)}
         if self.mode == "pairwise":
             values.update({"{response_a}": response_a, "{response_b}": response_b or ""})
         else:

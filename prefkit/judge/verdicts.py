@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from itertools import combinations
 
+from prefkit.conversation import Prompt
 from prefkit.judge.client import JudgeClient, JudgeRequest
 from prefkit.judge.templates import FIRST, SECOND, TIE, JudgeTemplate
 
@@ -28,7 +29,7 @@ def outcome_from_orders(forward: str | None, backward: str | None) -> str:
 
 
 def compare_both_orders(
-    client: JudgeClient, template: JudgeTemplate, comparisons: Sequence[tuple[str, str, str]]
+    client: JudgeClient, template: JudgeTemplate, comparisons: Sequence[tuple[Prompt, str, str]]
 ) -> list[str]:
     """Outcome (a, b, tie, invalid) of each (prompt, a, b), asked in both orders."""
     requests = []
@@ -44,7 +45,7 @@ def compare_both_orders(
 def compare_one_order(
     client: JudgeClient,
     template: JudgeTemplate,
-    comparisons: Sequence[tuple[str, str, str]],
+    comparisons: Sequence[tuple[Prompt, str, str]],
     swapped: Sequence[bool],
 ) -> list[str]:
     """Outcome of each (prompt, a, b) asked once, with b shown first where `swapped` (randomised order)."""
@@ -84,10 +85,13 @@ def win_rate_scores(outcomes: dict[tuple[int, int], str], count: int) -> list[fl
 
 
 def round_robin_scores(
-    client: JudgeClient, template: JudgeTemplate, prompts: Sequence[str], completions: Sequence[Sequence[str]]
+    client: JudgeClient,
+    template: JudgeTemplate,
+    prompts: Sequence[Prompt],
+    completions: Sequence[Sequence[str]],
 ) -> list[list[float]]:
     """Win-rate scores from every pair of candidates per prompt (k(k-1)/2 comparisons, both orders)."""
-    comparisons: list[tuple[str, str, str]] = []
+    comparisons: list[tuple[Prompt, str, str]] = []
     owners: list[tuple[int, int, int]] = []
     known: list[dict[tuple[int, int], str]] = [{} for _ in prompts]
     for row, (prompt, texts) in enumerate(zip(prompts, completions, strict=True)):
@@ -103,7 +107,10 @@ def round_robin_scores(
 
 
 def pointwise_scores(
-    client: JudgeClient, template: JudgeTemplate, prompts: Sequence[str], completions: Sequence[Sequence[str]]
+    client: JudgeClient,
+    template: JudgeTemplate,
+    prompts: Sequence[Prompt],
+    completions: Sequence[Sequence[str]],
 ) -> list[list[float]]:
     """The judge's score of each completion; NaN where the answer stayed unparseable."""
     requests = [

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from prefkit.conversation import Prompt
+
 
 class Labeler(Protocol):
     """A scorer, constructed by its plugin class as `Cls(**options)`."""
 
     name: str
 
-    def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
-        """Scores aligned with `completions` (one list per prompt)."""
+    def score(self, prompts: list[Prompt], completions: list[list[str]]) -> list[list[float]]:
+        """Scores aligned with `completions` (one list per prompt).
+
+        A prompt is a string or a conversation (a message list ending with a user turn); a completion
+        is always the text of the next assistant turn.
+        """
         ...
 
 

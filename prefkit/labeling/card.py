@@ -111,7 +111,7 @@ def render_card(inputs: CardInputs) -> str:
     }
     lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "", "# Preference pairs", ""]
     lines += [
-        "Pairs in TRL's standard preference format (`prompt`, `chosen`, `rejected`), made by `prefkit label`.",
+        _format_line(inputs.example),
         "",
         "## Provenance",
         f"- candidates: `{inputs.source}` (content hash `{inputs.source_hash[:16]}`)",
@@ -202,10 +202,23 @@ def _example_block(example: Mapping[str, Any] | None, rendered_prompt: str | Non
     if rendered_prompt is not None:
         block += [
             "",
-            "The prompt as the policy sees it (chat template applied):",
+            "The prompt as the policy sees it (chat template applied; a conversation is rendered whole, "
+            "ending with the generation prompt the chosen and rejected turns follow):",
             "",
             "```text",
             rendered_prompt,
             "```",
         ]
     return block
+
+
+def _format_line(example: Mapping[str, Any] | None) -> str:
+    """Which TRL preference format the pairs are in: conversational when the prompt is a message list."""
+    if example is not None and isinstance(example["prompt"], list):
+        return (
+            "Pairs in TRL's conversational preference format (`prompt`: the chat messages so far; `chosen`, "
+            "`rejected`: `[{role: assistant, content}]`), made by `prefkit label`."
+        )
+    return (
+        "Pairs in TRL's standard preference format (`prompt`, `chosen`, `rejected`), made by `prefkit label`."
+    )

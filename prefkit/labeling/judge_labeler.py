@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefkit.conversation import Prompt
 from prefkit.errors import ConfigError
 from prefkit.judge.client import JudgeClient, JudgeSettings
 from prefkit.judge.templates import load_template
@@ -40,7 +41,7 @@ class JudgeLabeler:
         self.template = load_template(template, mode)
         self.client = JudgeClient(JudgeSettings.from_options(settings))
 
-    def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
+    def score(self, prompts: list[Prompt], completions: list[list[str]]) -> list[list[float]]:
         """Win rates (pairwise) or judge scores (pointwise), aligned with `completions`."""
         if self.mode == "pairwise":
             return round_robin_scores(self.client, self.template, prompts, completions)

@@ -1,13 +1,17 @@
 """A reward model (AutoModelForSequenceClassification, one output) scoring (prompt, completion).
 
 The pair is rendered with the reward model's own chat template (user turn = prompt, assistant turn
-= completion), as reward models are trained that way; a tokenizer without a template gets plain
-concatenation `prompt + separator + completion` instead (stated in the manifest through options).
+= completion), as reward models are trained that way; a conversational prompt is rendered whole (system,
+history, then the completion as the final assistant turn), i.e. exactly
+`apply_chat_template(prompt + [assistant])`. A tokenizer without a template gets plain concatenation
+`prompt + separator + completion` instead (a conversation as `role: text` lines; stated in the
+manifest through options).
 """
 
 from __future__ import annotations
 
-from prefkit.errors import ConfigError
+from prefkit.conversation import Prompt, assistant_turn, display_prompt, is_conversation
+from prefkit.errors import ConfigError, ModelError
 from prefkit.labeling.classifier import ScoringStats, batched_logits, load_classifier
 
 
@@ -68,14 +72,21 @@ class RewardModelLabeler:
         self.max_length = max_length
         self.stats = ScoringStats()
 
-    def render(self, prompt: str, completion: str) -> str:
-        """The exact text the reward model scores."""
+    def render(self, prompt: Prompt, completion: str) -> str:
+        """The exact text the reward model scores: the whole conversation, the completion as its last turn."""
         if not self.use_chat_template:
-            return f"{prompt}{self.separator}{completion}"
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False)
+            return f"{display_prompt(prompt)}{self.separator}{completion}"
+        history = list(prompt) if is_conversation(prompt) else [{"role": "user", "content": prompt}]
+        try:
+            return self.tokenizer.apply_chat_template(history + assistant_turn(completion), tokenize=False)
+        except Exception as error:  # jinja2 TemplateError: templates raise_exception() on turns they reject
+            raise ModelError(
+                f"the reward model's chat template refused the conversation: {error}",
+                field="labeler_options.model",
+                hint="e.g. a template without a system role; drop the system turn from the prompts",
+            ) from None
 
-    def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
+    def score(self, prompts: list[Prompt], completions: list[list[str]]) -> list[list[float]]:
         """The reward of each (prompt, completion)."""
         texts = [self.render(p, c) for p, row in zip(prompts, completions, strict=True) for c in row]
         if self.vllm_scorer is not None:

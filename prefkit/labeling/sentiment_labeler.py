@@ -7,6 +7,7 @@ e.g. POSITIVE or LABEL_POSITIVE); name it with `positive_label` when the model u
 
 from __future__ import annotations
 
+from prefkit.conversation import Prompt, display_prompt
 from prefkit.errors import ConfigError
 from prefkit.labeling.classifier import ScoringStats, batched_logits, load_classifier
 
@@ -19,7 +20,8 @@ class SentimentLabeler:
     Options: `model` (folder or hub id, required), `output` ("probability": softmax probability in
     [0, 1], default; "logit": its log-odds log(p / (1 - p)), unbounded), `positive_label` (label name
     or index; default: the one label containing "pos"), `include_prompt` (score prompt + completion;
-    default False), `batch_size` (32), `max_length` (512 tokens, truncating), `dtype` (auto = bf16 on
+    default False; a conversation's history as `role: text` lines; without it only the completion,
+    i.e. the last assistant turn, is scored), `batch_size` (32), `max_length` (512 tokens, truncating), `dtype` (auto = bf16 on
     GPU), `device`.
     """
 
@@ -48,12 +50,12 @@ class SentimentLabeler:
         self.positive_index = positive_class_index(dict(self.model.config.id2label), positive_label)
         self.stats = ScoringStats()
 
-    def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
+    def score(self, prompts: list[Prompt], completions: list[list[str]]) -> list[list[float]]:
         """Positive-class probability (or log-odds) of every completion."""
         import torch
 
         texts = [
-            f"{p} {c}" if self.include_prompt else c
+            f"{display_prompt(p)} {c}" if self.include_prompt else c
             for p, row in zip(prompts, completions, strict=True)
             for c in row
         ]

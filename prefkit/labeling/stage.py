@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, field_validator
 
 from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
+from prefkit.conversation import Prompt, assistant_turn
 from prefkit.errors import ConfigError, ModelError, PrefkitError
 from prefkit.ingest.candidates import resolve_candidates
 from prefkit.labeling.base import Labeler, ReportsUsage
@@ -46,16 +47,31 @@ from prefkit.labeling.pairing import (
 )
 from prefkit.labeling.registry import load_labeler
 from prefkit.models import EMBEDDED_ALIASES, cache_home
-from prefkit.records import PREFERENCES_SCHEMA, PREFERENCES_TRUNCATION_SCHEMA, Artifact, open_artifact
+from prefkit.records import (
+    PREFERENCES_SCHEMA,
+    PREFERENCES_TRUNCATION_SCHEMA,
+    Artifact,
+    is_conversational,
+    open_artifact,
+    stage_schema,
+)
 from prefkit.validation import STRICT_CONFIG, reading
 
-OUTPUT_SCHEMA: dict[str, pl.DataType] = {
-    **PREFERENCES_SCHEMA,
+PAIR_COLUMNS: dict[str, pl.DataType] = {
     "margin": pl.Float64(),
     "chosen_index": pl.Int64(),
     "rejected_index": pl.Int64(),
     **PREFERENCES_TRUNCATION_SCHEMA,
 }
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {**PREFERENCES_SCHEMA, **PAIR_COLUMNS}
+
+
+def output_schema(conversational: bool) -> dict[str, pl.DataType]:
+    """The preference columns written; conversational candidates give message-list prompt/chosen/rejected
+    (TRL's conversational preference format)."""
+    return {**stage_schema("preferences", conversational), **PAIR_COLUMNS}
+
+
 COUNTS_DIR = "shard-counts"
 COUNTED = ("prompts", "prompts_with_pairs", "pairs", "candidates", "candidates_truncated")
 
@@ -149,7 +165,8 @@ def label(
     finally:
         close_labeler(labeler)
     counts, usage = _merge_counts(counts_dir, run.completed_shards())
-    _write_data(run, work_dir / DATA_FILE)
+    conversational = is_conversational(pl.read_parquet_schema(source.data_path))
+    _write_data(run, work_dir / DATA_FILE, output_schema(conversational))
     numbers = pl.read_parquet(
         work_dir / DATA_FILE, columns=[*list(PREFERENCES_SCHEMA)[4:], *PREFERENCES_TRUNCATION_SCHEMA]
     )
@@ -159,6 +176,7 @@ def label(
     counts["labeler_usage"] = usage
     extra = {
         "use_chat_template": source.manifest.extra.get("use_chat_template"),
+        "conversational": conversational,
         "length_unit": config.length_unit,
         "length_penalty": config.length_penalty,
         "truncated": config.truncated,
@@ -177,7 +195,7 @@ class ScoredShard:
     """
 
     prompt_ids: list[str]
-    prompts: list[str]
+    prompts: list[Prompt]
     completions: list[list[str]]
     scores: list[list[float]]
     lengths: list[list[int]]
@@ -252,6 +270,9 @@ def label_shard(
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Score one shard and pair its candidates; returns the pairs and counts (prompts, pairs, dropped)."""
     scored = score_shard(shard, labeler, config, source)
+    conversational = is_conversational(dict(shard.frame.schema))
+    # a conversational pair's completions are one assistant turn each (TRL's conversational format)
+    as_completion = assistant_turn if conversational else str
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
     with_pairs = 0
@@ -266,8 +287,8 @@ def label_shard(
                 {
                     "prompt_id": prompt_id,
                     "prompt": scored.prompts[offset],
-                    "chosen": texts[pair.chosen],
-                    "rejected": texts[pair.rejected],
+                    "chosen": as_completion(texts[pair.chosen]),
+                    "rejected": as_completion(texts[pair.rejected]),
                     "score_chosen": scores[pair.chosen],
                     "score_rejected": scores[pair.rejected],
                     "len_chosen": int(lengths[pair.chosen]),
@@ -293,7 +314,7 @@ def label_shard(
         ),
         "dropped": dict(dropped),
     }
-    return pl.DataFrame(rows, schema=OUTPUT_SCHEMA), counts
+    return pl.DataFrame(rows, schema=output_schema(conversational)), counts
 
 
 def _check_scores(scores: Any, completions: list[list[str]], first_row: int, source: Path, name: str) -> None:
@@ -340,10 +361,10 @@ def _merge_counts(counts_dir: Path, shards: set[int]) -> tuple[dict[str, Any], d
     return {**dict(total), "dropped": dict(sorted(dropped.items()))}, usage_summary
 
 
-def _write_data(run: StageRun, path: Path) -> None:
+def _write_data(run: StageRun, path: Path, columns: dict[str, pl.DataType]) -> None:
     """Stream the shards into one Parquet file (never all pairs in memory at once)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    schema = pl.DataFrame(schema=OUTPUT_SCHEMA).to_arrow().schema
+    schema = pl.DataFrame(schema=columns).to_arrow().schema
     with pq.ParquetWriter(tmp, schema) as writer:
         for index in sorted(run.completed_shards()):
             writer.write_table(pq.read_table(run.shard_path(index)).cast(schema))

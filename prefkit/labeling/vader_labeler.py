@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prefkit.conversation import Prompt, display_prompt
 from prefkit.errors import ConfigError, require_module
 
 
@@ -9,7 +10,8 @@ class VaderLabeler:
     """Scores each completion by its VADER compound sentiment (the demo's reward; no model, no network).
 
     Options: `include_prompt` (default False) scores `prompt + " " + completion` instead of the
-    completion alone.
+    completion alone. For a conversation the completion is the last assistant turn, the one scored;
+    `include_prompt` prepends the history as `role: text` lines.
     """
 
     name = "vader"
@@ -21,7 +23,7 @@ class VaderLabeler:
         self.include_prompt = include_prompt
         self._analyzer = vader.SentimentIntensityAnalyzer()
 
-    def score(self, prompts: list[str], completions: list[list[str]]) -> list[list[float]]:
+    def score(self, prompts: list[Prompt], completions: list[list[str]]) -> list[list[float]]:
         """Compound sentiment of every completion of every prompt."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts but {len(completions)} completion lists")
@@ -29,7 +31,7 @@ class VaderLabeler:
         for prompt, texts in zip(prompts, completions, strict=True):
             row = []
             for text in texts:
-                scored = f"{prompt} {text}" if self.include_prompt else text
+                scored = f"{display_prompt(prompt)} {text}" if self.include_prompt else text
                 row.append(float(self._analyzer.polarity_scores(scored)["compound"]))
             scores.append(row)
         return scores

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prefkit.conversation import Prompt
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -46,8 +48,9 @@ class Sampler(Protocol):
     name: str
     max_model_len: int
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
-        """Return `params.n` completions for each prompt (prompts are raw user text)."""
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        """Return `params.n` completions for each prompt (raw user text or a conversation; the backend
+        renders it with `prefkit.chat.encode_prompt`)."""
         ...
 
     def close(self) -> None:

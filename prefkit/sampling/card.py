@@ -8,6 +8,8 @@ from typing import Any
 import polars as pl
 import yaml
 
+from prefkit.conversation import Prompt, is_conversation
+
 
 def size_category(rows: int) -> str:
     """Hugging Face's `size_categories` bucket for a row count."""
@@ -41,8 +43,10 @@ def candidates_card(
     sampler: dict[str, Any],
     use_chat_template: bool,
     rendered_example: str,
+    example_prompt: Prompt | None = None,
 ) -> str:
-    """Card text: licence, provenance, sizes, length statistics, sampler settings, one rendered prompt."""
+    """Card text: licence, provenance, sizes, length statistics, sampler settings, one rendered prompt
+    (for conversations: the whole history through the chat template, as the model saw it)."""
     completions = table["completions"].explode()
     tokens = table["completion_tokens"].explode().cast(pl.Float64)
     characters = completions.str.len_chars().cast(pl.Float64)
@@ -69,7 +73,8 @@ def candidates_card(
         f"`{sampler['backend']}` backend by prefkit.",
         "",
         "## Columns",
-        "`prompt_id`, `prompt`, `completions` (list of strings), `completion_tokens` (generated tokens per "
+        f"`prompt_id`, `prompt`{prompt_column_note(table, example_prompt)}, `completions` (list of strings, "
+        "each the next assistant turn), `completion_tokens` (generated tokens per "
         "completion, EOS included when emitted), `completion_logprobs` (summed raw log-probs of the "
         "generated tokens under the sampling model; nulls when not requested), `finish_reasons` "
         "(`stop`: EOS or a stop string, `length`: cut at the token limit).",
@@ -93,3 +98,15 @@ def candidates_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def prompt_column_note(table: pl.DataFrame, example_prompt: Prompt | None) -> str:
+    """How the card describes the prompt column: nothing for strings; turn counts for conversations."""
+    if example_prompt is None or not is_conversation(example_prompt):
+        return ""
+    turns = table["prompt"].list.len().cast(pl.Float64)
+    stats = length_stats(turns)
+    return (
+        " (a conversation: a list of `{role, content}` chat messages ending with the user turn the "
+        f"completions answer; {stats['mean']} messages on average, {stats['min']:.0f} to {stats['max']:.0f})"
+    )

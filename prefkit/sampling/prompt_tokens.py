@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 
 from prefkit.chat import encode_prompt
+from prefkit.conversation import Prompt
 from prefkit.errors import InputError
 
 MAX_SEED = 2**31 - 1
@@ -27,7 +28,7 @@ class PromptTooLongError(InputError):
 
 
 def encode_prompts(
-    tokenizer, prompts: Sequence[str], use_chat_template: bool | None, max_model_len: int
+    tokenizer, prompts: Sequence[Prompt], use_chat_template: bool | None, max_model_len: int
 ) -> list[list[int]]:
     """Token ids of each prompt as the model sees it; raise PromptTooLongError if one cannot fit."""
     encoded = []

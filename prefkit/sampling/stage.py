@@ -19,11 +19,12 @@ from pydantic import BaseModel, Field
 
 from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
+from prefkit.conversation import is_conversation
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import InputError, located
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.plugins import load_plugin
-from prefkit.records import CANDIDATES_SCHEMA, Artifact, PromptRecord, open_artifact, read_prompts
+from prefkit.records import Artifact, PromptRecord, open_artifact, read_prompts, stage_schema
 from prefkit.sampling.base import Completion, Sampler, SamplingParams
 from prefkit.sampling.card import candidates_card
 from prefkit.sampling.options import SamplerOptions
@@ -35,7 +36,13 @@ STAGE = "candidates"
 # engine settings that change memory use, not the samples: a resume may change them
 NOT_FINGERPRINTED = ("gpu_memory_utilization",)
 # the candidates contract plus why each completion ended ("stop": EOS or a stop string; "length": cut)
-OUTPUT_SCHEMA = CANDIDATES_SCHEMA | {"finish_reasons": pl.List(pl.String())}
+FINISH_REASONS = {"finish_reasons": pl.List(pl.String())}
+OUTPUT_SCHEMA = stage_schema(STAGE, conversational=False) | FINISH_REASONS
+
+
+def output_schema(conversational: bool) -> dict[str, pl.DataType]:
+    """The candidates columns this stage writes (a conversational prompt column is a message list)."""
+    return stage_schema(STAGE, conversational) | FINISH_REASONS
 
 
 class SampleConfig(BaseModel):
@@ -128,6 +135,15 @@ def sample(
 
     tokenizer = load_tokenizer(model_location, trust_remote_code=config.trust_remote_code)
     use_chat_template = wants_chat_template(tokenizer, config.use_chat_template)
+    conversational = is_conversation(records[0].prompt)
+    if conversational and not use_chat_template:
+        raise InputError(
+            "holds conversations, but the model's tokenizer has no chat template to render them"
+            + (" (--no-chat-template was given)" if config.use_chat_template is False else ""),
+            file=prompts_path,
+            field="prompt",
+            hint="use a chat model, drop --no-chat-template, or give plain-string prompts",
+        )
     sampler_class = load_plugin("samplers", backend)
     sampler: Sampler = sampler_class(model_location, config.sampler_options(use_chat_template))
     try:
@@ -139,18 +155,25 @@ def sample(
     finally:
         sampler.close()
 
-    table = run.read_shards().select(list(OUTPUT_SCHEMA))
+    table = run.read_shards().select(list(output_schema(conversational)))
     run.write_data(table)
     example = render_prompt(tokenizer, records[0].prompt, use_chat_template)
     sampler_info = sampler_metadata(config, backend, model_location, sampler.max_model_len)
     card = candidates_card(
-        table, prompts_path, run.inputs["prompts"], sampler_info, use_chat_template, example
+        table,
+        prompts_path,
+        run.inputs["prompts"],
+        sampler_info,
+        use_chat_template,
+        example,
+        records[0].prompt,
     )
     run.finish(
         counts=candidate_counts(table, run, elapsed),
         card=card,
         extra={
             "use_chat_template": use_chat_template,
+            "conversational": conversational,
             "sampler": sampler_info,
             "engine": engine_settings(config),
         },
@@ -177,7 +200,8 @@ def generate_missing_shards(
 
 
 def shard_frame(records: list[PromptRecord], completions: list[list[Completion]]) -> pl.DataFrame:
-    """One candidates row per prompt (log-probs are nulls when they were not asked for)."""
+    """One candidates row per prompt (log-probs are nulls when they were not asked for); a conversational
+    prompt is kept as its message list."""
     if len(completions) != len(records):
         raise InputError(f"the sampler returned {len(completions)} results for {len(records)} prompts")
     return pl.DataFrame(
@@ -189,7 +213,7 @@ def shard_frame(records: list[PromptRecord], completions: list[list[Completion]]
             "completion_logprobs": [[c.logprob for c in row] for row in completions],
             "finish_reasons": [[c.finish_reason or "" for c in row] for row in completions],
         },
-        schema=OUTPUT_SCHEMA,
+        schema=output_schema(bool(records) and is_conversation(records[0].prompt)),
     )
 
 

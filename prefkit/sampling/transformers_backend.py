@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from prefkit.conversation import Prompt
 from prefkit.models import default_device, load_causal_lm, load_tokenizer
 from prefkit.sampling.base import Completion, SamplingParams
 from prefkit.sampling.options import SamplerOptions
@@ -45,7 +46,7 @@ class TransformersSampler:
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
         """Return `params.n` completions for each prompt, in order."""
         encoded = encode_prompts(self.tokenizer, prompts, self.options.use_chat_template, self.max_model_len)
         results: list[list[Completion]] = []

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from prefkit.conversation import Prompt
 from prefkit.errors import ConfigError, DependencyError, ModelError
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.sampling.base import Completion, SamplingParams
@@ -59,7 +60,7 @@ class VLLMSampler:
             raise ModelError(f"vLLM could not start: {engine_error_summary(error)}", file=location) from None
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
-    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
         """Return `params.n` completions for each prompt, in order."""
         from vllm import SamplingParams as VLLMSamplingParams
         from vllm import TokensPrompt

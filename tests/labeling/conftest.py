@@ -8,13 +8,15 @@ import polars as pl
 import pytest
 
 from prefkit.artifacts import StageRun
-from prefkit.records import CANDIDATES_SCHEMA
+from prefkit.conversation import is_conversation
+from prefkit.records import stage_schema
 
 
 def write_candidates(
     out: Path, rows: list[dict], *, extra: dict | None = None, config: dict | None = None
 ) -> Path:
-    """A finished 'candidates' artifact holding `rows` (missing token counts filled by word count)."""
+    """A finished 'candidates' artifact holding `rows` (missing token counts filled by word count;
+    message-list prompts give a conversational artifact)."""
     filled = []
     for row in rows:
         row = dict(row)
@@ -25,7 +27,8 @@ def write_candidates(
     run = StageRun(out, "candidates", config or {"model": "test"}, {})
     run.open()
     # finish_reasons is written by the sampler but optional on read: include it only when a test gives it
-    schema = CANDIDATES_SCHEMA | (
+    conversational = bool(rows) and is_conversation(rows[0]["prompt"])
+    schema = stage_schema("candidates", conversational) | (
         {"finish_reasons": pl.List(pl.String())} if any("finish_reasons" in row for row in rows) else {}
     )
     run.write_data(pl.DataFrame(filled, schema=schema))
