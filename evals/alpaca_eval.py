@@ -1,6 +1,7 @@
 """alpaca-eval: AlpacaEval 2 win rate (and length-controlled win rate) against GPT-4 Preview, judged offline.
 
-prefkit generates the subject's outputs on the AlpacaEval instructions (greedy by default), reads the
+prefkit generates the subject's outputs on the AlpacaEval instructions (greedy by default) through the
+sampler plugins of `prefkit sample` (`backend`: auto = vLLM when installed, else transformers), reads the
 instructions and the baseline's outputs from a local folder, and runs alpaca-eval's weighted judge through
 any OpenAI-compatible endpoint (see `prefkit_evals.alpaca_judge`). The LC win rate is reported only on
 the full 805-instruction set with `df_gamed.csv` present; otherwise `lc_missing_reason` says why.
@@ -14,10 +15,11 @@ from typing import Any
 
 from prefkit_evals.alpaca_data import AlpacaEvalSet, length_control_unavailable_reason, load_alpaca_eval_set
 from prefkit_evals.alpaca_judge import JudgeConfig, JudgeResult, check_judge, run_judge
-from prefkit_evals.generation import GenerationConfig, generate_samples, load_model_and_tokenizer
+from prefkit_evals.sampling import eval_sample_config, sample_prompts
 
 from prefkit.errors import ConfigError
 from prefkit.evaluation import EvalSubject
+from prefkit.records import PromptRecord
 
 MODEL_OUTPUTS_FILE = "model_outputs.json"
 ANNOTATIONS_FILE = "annotations.json"
@@ -48,6 +50,8 @@ class AlpacaEvalEvaluator:
         batch_size: int = 8,
         dtype: str = "float32",
         use_chat_template: bool | None = None,
+        backend: str = "auto",
+        engine: dict[str, Any] | None = None,
     ) -> None:
         if not judge_base_url:
             raise ConfigError(
@@ -71,15 +75,20 @@ class AlpacaEvalEvaluator:
         self.subset_seed = int(subset_seed)
         self.max_missing = int(max_missing)
         self.dtype = dtype
-        self.generation = GenerationConfig(
+        self.generation = dict(
             n=1,
-            max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            seed=int(seed),
-            batch_size=int(batch_size),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            batch_size=batch_size,
+            dtype=dtype,
             use_chat_template=use_chat_template,
+            backend=backend,
+            engine=engine,
         )
+        eval_sample_config("(subject)", **self.generation)  # bad values fail before any model loads
+        self.progress = True  # set by prefkit.evaluation (False for --quiet)
 
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Generate, judge against the baseline, save outputs and annotations to `work_dir`; return metrics."""
@@ -104,16 +113,17 @@ class AlpacaEvalEvaluator:
 
     def generate_outputs(self, subject: EvalSubject, data: AlpacaEvalSet) -> list[dict]:
         """The subject's outputs in alpaca_eval's format (instruction, output, generator, dataset)."""
-        model, tokenizer = load_model_and_tokenizer(subject.model, self.dtype)
-        samples = generate_samples(model, tokenizer, data.instructions, self.generation)
+        records = [PromptRecord(str(index), row["instruction"]) for index, row in enumerate(data.rows)]
+        config = eval_sample_config(subject.model, **self.generation)
+        sampled = sample_prompts(records, config, progress=self.progress, description="answering")
         return [
             {
                 "instruction": row["instruction"],
-                "output": group[0].text,
+                "output": group[0],
                 "generator": subject.name,
                 "dataset": row.get("dataset", ""),
             }
-            for row, group in zip(data.rows, samples, strict=True)
+            for row, group in zip(data.rows, sampled.texts, strict=True)
         ]
 
     def metrics(self, result: JudgeResult, lc_reason: str, n_instructions: int) -> dict[str, Any]:

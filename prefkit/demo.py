@@ -85,6 +85,7 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
         "max_new_tokens": config.max_new_tokens,
         "temperature": config.temperature,
         "seed": config.seed + 1,
+        "backend": config.backend,
     }
     report = evaluate(
         [f"before={base_model}", f"after={checkpoint.path}"],

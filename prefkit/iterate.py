@@ -222,6 +222,7 @@ def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished
     if "reward-kl" in config.evaluators:
         reward_kl = options.setdefault("reward-kl", {})
         reward_kl.setdefault("reference", initial)
+        reward_kl.setdefault("backend", config.sample.get("backend", "auto"))  # as the rounds sampled
         if config.heldout_prompts:
             reward_kl.setdefault("prompts", str(resolve_prompts(config.heldout_prompts)))
     return evaluate(
@@ -267,7 +268,8 @@ def judge_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_ro
         k: str(round_dir(run_dir, k) / "checkpoint") for k in range(1, finished_rounds + 1)
     }
     prompts = config.heldout_prompts or config.prompts
-    options = config.round_winrate or {}
+    # held-out answers are generated with the rounds' sampling backend unless the section names one
+    options = {"backend": config.sample.get("backend", "auto"), **(config.round_winrate or {})}
     for round_index in range(1, finished_rounds + 1):
         if not judged_with(run_dir, round_index, options, prompts):
             round_winrates(run_dir, round_index, models, prompts, options)

@@ -63,6 +63,7 @@ def test_evaluator_end_to_end_with_the_tiny_model(judge_server, tiny_model_dir, 
         max_instances=5,
         max_new_tokens=12,
         batch_size=5,
+        backend="transformers",
     )
     metrics = evaluator.evaluate(EvalSubject("tiny", str(tiny_model_dir)), tmp_path)
     outputs = json.loads((tmp_path / MODEL_OUTPUTS_FILE).read_text())

@@ -74,7 +74,15 @@ def test_evaluate_caches_per_checkpoint(tiny_model_dir, prompts_file, tmp_path):
     (second / "marker.txt").write_text("different content, different hash")
     config = EvalConfig(
         evaluators=["reward-kl"],
-        options={"reward-kl": {"prompts": str(prompts_file), "n": 1, "max_new_tokens": 4, "max_prompts": 2}},
+        options={
+            "reward-kl": {
+                "prompts": str(prompts_file),
+                "n": 1,
+                "max_new_tokens": 4,
+                "max_prompts": 2,
+                "backend": "transformers",
+            }
+        },
     )
     out, cache = tmp_path / "eval", tmp_path / "cache"
     first = evaluate([f"base={tiny_model_dir}"], out, config, progress=False, cache_dir=cache)
@@ -128,6 +136,7 @@ def test_cli_eval(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
         assert flag in help_text
     args = ["eval", f"tiny={tiny_model_dir}", "-o", str(tmp_path / "out"), "-q", "--no-plots"]
     args += ["-O", f"prompts={prompts_file}", "-O", "n=1", "-O", "max_new_tokens=3", "-O", "max_prompts=2"]
+    args += ["-O", "backend=transformers"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "evaluated 1, reused 0" in result.output and "| tiny |" in result.output
