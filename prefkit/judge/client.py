@@ -136,7 +136,7 @@ class JudgeClient:
             openai = require_module("openai", "pip install openai")
             semaphore = asyncio.Semaphore(self.settings.max_concurrency)
             async with openai.AsyncOpenAI(
-                api_key=self._api_key(),
+                api_key=judge_api_key(self.settings),
                 base_url=self.settings.base_url,
                 max_retries=0,
                 timeout=self.settings.timeout_s,
@@ -223,20 +223,22 @@ class JudgeClient:
             delay = max(delay, min(retry_after, self.settings.backoff_max_s))
         return delay
 
-    def _api_key(self) -> str:
-        key = os.environ.get(self.settings.api_key_env)
-        if key:
-            return key
-        host = urlparse(self.settings.base_url or "").hostname
-        if host in LOCAL_HOSTS:
-            return "unused-local-endpoint"  # local OpenAI-compatible servers (vLLM) need no key
-        raise JudgeError(
-            f"the environment variable {self.settings.api_key_env} holding the judge API key is not set",
-            hint="export it, or name another variable with api_key_env",
-        )
-
     def close(self) -> None:
         self.cache.close()
+
+
+def judge_api_key(settings: JudgeSettings) -> str:
+    """The API key from the environment variable `settings.api_key_env` (a local endpoint needs none)."""
+    key = os.environ.get(settings.api_key_env)
+    if key:
+        return key
+    host = urlparse(settings.base_url or "").hostname
+    if host in LOCAL_HOSTS:
+        return "unused-local-endpoint"  # local OpenAI-compatible servers (vLLM) need no key
+    raise JudgeError(
+        f"the environment variable {settings.api_key_env} holding the judge API key is not set",
+        hint="export it, or name another variable with api_key_env",
+    )
 
 
 def run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
