@@ -156,3 +156,26 @@ def test_cli_eval(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
         ],
     )
     assert isinstance(ambiguous.exception, ConfigError) and "ambiguous" in str(ambiguous.exception)
+
+
+def test_leaderboard_will_not_rank_results_from_different_judges_silently():
+    from prefkit_evals.leaderboard import judge_conflicts
+
+    frame = pl.DataFrame(
+        {
+            "subject": ["a", "b"],
+            "model": ["x", "y"],
+            "content_hash": ["1", "2"],
+            "alpaca-eval/win_rate": [30.0, 35.0],
+            "alpaca-eval/judge_model": ["gpt-4-1106-preview", "gpt-4.1"],
+            "alpaca-eval/alpaca_eval_version": ["0.6.6", "0.6.6"],
+        }
+    )
+    conflicts = judge_conflicts(frame)
+    assert conflicts == [
+        "alpaca-eval results were judged differently: judge_model (gpt-4-1106-preview vs gpt-4.1). "
+        "Their win rates are not comparable and are not ranked against each other."
+    ]
+    assert markdown_table(frame).startswith("**Not comparable:** alpaca-eval results were judged differently")
+    same = frame.with_columns(pl.lit("gpt-4.1").alias("alpaca-eval/judge_model"))
+    assert judge_conflicts(same) == [] and markdown_table(same).startswith("| subject |")
