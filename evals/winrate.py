@@ -138,7 +138,7 @@ class WinRateEvaluator:
         comparisons = [
             (item.prompt, output, item.reference) for item, output in zip(items, outputs, strict=True)
         ]
-        client = JudgeClient(self.settings)
+        client = JudgeClient(self.settings, progress=self.progress)
         try:
             if self.both_orders:
                 outcomes = compare_both_orders(client, self.template, comparisons)

@@ -28,6 +28,7 @@ from prefkit.errors import PrefkitError, require_module, validated_config
 from prefkit.judge.cache import CachedJudgement, JudgeCache, judgement_key
 from prefkit.judge.templates import JudgeTemplate
 from prefkit.models import cache_home
+from prefkit.sampling.progress import StepProgress
 from prefkit.validation import STRICT_CONFIG
 
 RETRY_STATUS = {408, 409, 429}
@@ -102,10 +103,19 @@ class JudgeRequest:
 class JudgeClient:
     """Asks a judge many questions concurrently; every answer goes through the cache."""
 
-    def __init__(self, settings: JudgeSettings, cache: JudgeCache | None = None) -> None:
+    def __init__(
+        self,
+        settings: JudgeSettings,
+        cache: JudgeCache | None = None,
+        *,
+        progress: bool = False,
+        description: str = "judging",
+    ) -> None:
         self.settings = settings
         self.cache = cache or JudgeCache(settings.cache_path or default_cache_path())
         self.usage = JudgeUsage()
+        self.progress = progress  # a bar with requests, cache hits and retries while judging
+        self.description = description
         self._jitter = random.Random()
 
     def judge(self, template: JudgeTemplate, requests: Sequence[JudgeRequest]) -> list[CachedJudgement]:
@@ -135,17 +145,29 @@ class JudgeClient:
         if missing:
             openai = require_module("openai", "pip install openai")
             semaphore = asyncio.Semaphore(self.settings.max_concurrency)
-            async with openai.AsyncOpenAI(
-                api_key=judge_api_key(self.settings),
-                base_url=self.settings.base_url,
-                max_retries=0,
-                timeout=self.settings.timeout_s,
-            ) as api:
-                answers = await asyncio.gather(
-                    *(self._judge_one(api, semaphore, template, key, request) for key, request in missing)
-                )
+            with StepProgress(self.description, len(unique), unit="judgements", enabled=self.progress) as bar:
+                bar.advance(len(unique) - len(missing), self._status())
+
+                async def judge_and_count(key: str, request: JudgeRequest) -> CachedJudgement:
+                    judgement = await self._judge_one(api, semaphore, template, key, request)
+                    bar.advance(1, self._status())
+                    return judgement
+
+                async with openai.AsyncOpenAI(
+                    api_key=judge_api_key(self.settings),
+                    base_url=self.settings.base_url,
+                    max_retries=0,
+                    timeout=self.settings.timeout_s,
+                ) as api:
+                    answers = await asyncio.gather(
+                        *(judge_and_count(key, request) for key, request in missing)
+                    )
             results.update(zip((key for key, _ in missing), answers, strict=True))
         return [results[key] for key in keys]
+
+    def _status(self) -> str:
+        usage = self.usage
+        return f"{usage.requests} requests, {usage.cache_hits} cached, {usage.retries} retries"
 
     async def _judge_one(
         self, api, semaphore: asyncio.Semaphore, template: JudgeTemplate, key: str, request: JudgeRequest
