@@ -127,7 +127,7 @@ class RewardKLEvaluator:
         """Sample, score and compare to the reference; write the samples to `work_dir`; return flat metrics."""
         records = read_prompts(self.prompts_path)[: self.max_prompts]
         scorer = load_scorer(self.labeler, self.labeler_options)
-        with_reference = self.reference is not None
+        with_reference = self.reference is not None and not same_model(self.reference, subject.model)
         config = eval_sample_config(subject.model, **self.sampling, logprobs=with_reference)
         sampled = sample_prompts(
             records, config, progress=self.progress, description="sampling", prompts_file=self.prompts_path
@@ -156,6 +156,16 @@ class RewardKLEvaluator:
             use_chat_template=self.use_chat_template,
             progress=self.progress,
         )
+
+
+def same_model(first: str, second: str) -> bool:
+    """Whether two model names resolve to the same location (then the KL is 0 by construction)."""
+    from prefkit.models import resolve_model
+
+    return (
+        Path(resolve_model(first)).expanduser().resolve()
+        == Path(resolve_model(second)).expanduser().resolve()
+    )
 
 
 def summarize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 
 import pytest
@@ -95,7 +96,10 @@ def test_kl_to_itself_is_zero_and_to_another_model_is_not(tiny_model_dir, prompt
     }
     subject = EvalSubject("tiny", str(tiny_model_dir))
     itself = RewardKLEvaluator(**base, reference=str(tiny_model_dir)).evaluate(subject, tmp_path / "self")
-    assert itself["kl_mean"] == pytest.approx(0.0, abs=1e-4)
+    assert itself["kl_mean"] == 0.0  # the same model: KL 0 by construction, no second pass
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")  # same weights, scored as a reference
+    twin = RewardKLEvaluator(**base, reference=str(copy)).evaluate(subject, tmp_path / "twin")
+    assert twin["kl_mean"] == pytest.approx(0.0, abs=1e-4)
     versus = RewardKLEvaluator(**base, reference=str(other)).evaluate(subject, tmp_path / "other-ref")
     assert math.isfinite(versus["kl_mean"]) and abs(versus["kl_mean"]) > 1e-3
     rows = [json.loads(line) for line in (tmp_path / "other-ref" / SAMPLES_FILE).read_text().splitlines()]

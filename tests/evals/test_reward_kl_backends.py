@@ -97,19 +97,25 @@ def test_reward_kl_samples_are_prefkit_samples(tiny_model_dir, prompts_file, tmp
 
 @pytest.mark.slow
 def test_reward_kl_with_vllm_on_cpu(tiny_model_dir, prompts_file, tmp_path):
+    import shutil
+
     pytest.importorskip("vllm")
+    # the same weights under another path: scored as a separate reference (the same path gives KL 0 outright)
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
     options = {
         "prompts": str(prompts_file),
         "n": 2,
         "max_new_tokens": 6,
         "max_prompts": 3,
-        "reference": str(tiny_model_dir),
+        "reference": str(copy),
         "backend": "vllm",
         "engine": {"max_model_len": 256},
     }
-    metrics = RewardKLEvaluator(**options).evaluate(EvalSubject("tiny", str(tiny_model_dir)), tmp_path)
+    metrics = RewardKLEvaluator(**options).evaluate(
+        EvalSubject("tiny", str(tiny_model_dir)), tmp_path / "out"
+    )
     assert metrics["backend"] == "vllm" and (metrics["n_prompts"], metrics["n_samples"]) == (3, 6)
-    rows = [json.loads(line) for line in (tmp_path / SAMPLES_FILE).open()]
+    rows = [json.loads(line) for line in (tmp_path / "out" / SAMPLES_FILE).open()]
     # vLLM's sampled-token log-probs (float32 on this CPU) against the reference scored by transformers:
     # the same model, so each ratio is rounding only and the KL is ~0
     assert all(abs(row["logprob"] - row["reference_logprob"]) < 1e-2 for row in rows)
