@@ -142,28 +142,32 @@ class JudgeClient:
                 self.usage.cache_hits += 1
                 self.usage.invalid += not cached.valid
                 results[key] = cached
-        if missing:
-            openai = require_module("openai", "pip install openai")
-            semaphore = asyncio.Semaphore(self.settings.max_concurrency)
-            with StepProgress(self.description, len(unique), unit="judgements", enabled=self.progress) as bar:
-                bar.advance(len(unique) - len(missing), self._status())
-
-                async def judge_and_count(key: str, request: JudgeRequest) -> CachedJudgement:
-                    judgement = await self._judge_one(api, semaphore, template, key, request)
-                    bar.advance(1, self._status())
-                    return judgement
-
-                async with openai.AsyncOpenAI(
-                    api_key=judge_api_key(self.settings),
-                    base_url=self.settings.base_url,
-                    max_retries=0,
-                    timeout=self.settings.timeout_s,
-                ) as api:
-                    answers = await asyncio.gather(
-                        *(judge_and_count(key, request) for key, request in missing)
-                    )
-            results.update(zip((key for key, _ in missing), answers, strict=True))
+        with StepProgress(self.description, len(unique), unit="judgements", enabled=self.progress) as bar:
+            bar.advance(len(unique) - len(missing), self._status())
+            if missing:
+                answers = await self._judge_missing(template, missing, bar)
+                results.update(zip((key for key, _ in missing), answers, strict=True))
         return [results[key] for key in keys]
+
+    async def _judge_missing(
+        self, template: JudgeTemplate, missing: list[tuple[str, JudgeRequest]], bar: StepProgress
+    ) -> list[CachedJudgement]:
+        """Ask the endpoint for every judgement not in the cache, `max_concurrency` at a time."""
+        openai = require_module("openai", "pip install openai")
+        semaphore = asyncio.Semaphore(self.settings.max_concurrency)
+        async with openai.AsyncOpenAI(
+            api_key=judge_api_key(self.settings),
+            base_url=self.settings.base_url,
+            max_retries=0,
+            timeout=self.settings.timeout_s,
+        ) as api:
+
+            async def judge_and_count(key: str, request: JudgeRequest) -> CachedJudgement:
+                judgement = await self._judge_one(api, semaphore, template, key, request)
+                bar.advance(1, self._status())
+                return judgement
+
+            return list(await asyncio.gather(*(judge_and_count(key, request) for key, request in missing)))
 
     def _status(self) -> str:
         usage = self.usage
