@@ -15,10 +15,11 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefkit_evals.labeler_agreement import outcome_from_preference, validate_scorer
 from prefkit_evals.rewards import load_scorer
+from pydantic import BaseModel, ConfigDict, Field
 
 from prefkit.errors import InputError
 
@@ -116,3 +117,49 @@ def validate_labeler(
         seed=seed,
     )
     return {"labeler": labeler, "reference": str(source), **report}
+
+
+class LabelerCheck(BaseModel):
+    """`iterate`'s optional check of its labeler before round 1 (the `labeler_check` config section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = BUILTIN
+    min_agreement: float = Field(0.6, ge=0.0, le=1.0)
+    on_fail: Literal["stop", "warn"] = "stop"
+    max_pairs: int | None = Field(None, ge=1)
+    resamples: int = Field(1000, ge=10)
+
+
+def check_labeler(
+    check: LabelerCheck, labeler: str, options: dict[str, Any], report_path: Path, *, progress: bool = True
+) -> dict[str, Any]:
+    """Validate `labeler` once (the report is kept at `report_path`); stop or warn below `min_agreement`."""
+    import sys
+
+    from prefkit.artifacts import atomic_write_text
+    from prefkit.errors import ConfigError
+
+    if report_path.exists():
+        report = json.loads(report_path.read_text())
+    else:
+        if progress:
+            print(f"[iterate] validating labeler {labeler} against {check.reference} ...", file=sys.stderr)
+        report = validate_labeler(
+            labeler, options, check.reference, max_pairs=check.max_pairs, resamples=check.resamples
+        )
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(report_path, json.dumps(report, indent=2))
+    if report["agreement"] < check.min_agreement:
+        message = (
+            f"labeler {labeler} agrees with the reference labels on {report['agreement']:.3f} of "
+            f"{report['n_pairs']} pairs (kappa {report['kappa']:.3f}), below min_agreement {check.min_agreement}"
+        )
+        if check.on_fail == "stop":
+            raise ConfigError(
+                message,
+                field="labeler_check.min_agreement",
+                hint=f"see {report_path}; choose another labeler, or set labeler_check.on_fail = 'warn'",
+            )
+        print(f"[iterate] warning: {message}", file=sys.stderr)
+    return report

@@ -87,3 +87,40 @@ def test_bad_reference_rows_name_file_row_and_field(tmp_path):
     with pytest.raises(InputError, match="rejected") as error:
         read_reference(path)
     assert error.value.row == 1
+
+
+def test_iterate_stops_before_round_one_when_the_labeler_disagrees(
+    sentiment_preferences, tiny_model_dir, prompts_file, tmp_path, capsys
+):
+    from prefkit_evals.labeler_validation import LabelerCheck, check_labeler
+
+    from prefkit.errors import ConfigError
+    from prefkit.iterate import IterateConfig, iterate
+
+    reversed_file = tmp_path / "reversed.jsonl"
+    rows = [json.loads(line) for line in sentiment_preferences.read_text().splitlines()]
+    reversed_file.write_text(
+        "".join(json.dumps({**r, "chosen": r["rejected"], "rejected": r["chosen"]}) + "\n" for r in rows)
+    )
+    config = IterateConfig(
+        name="check",
+        policy=str(tiny_model_dir),
+        prompts=str(prompts_file),
+        rounds=1,
+        label={"labeler": "vader"},
+        labeler_check={"reference": str(reversed_file), "min_agreement": 0.6, "resamples": 50},
+    )
+    with pytest.raises(ConfigError, match="labeler vader agrees with the reference labels on 0.000") as error:
+        iterate(config, tmp_path / "run", progress=False)
+    assert error.value.field == "labeler_check.min_agreement"
+    assert not (tmp_path / "run" / "round-01").exists()  # no round was built on it
+    report = json.loads((tmp_path / "run" / "labeler_check.json").read_text())
+    assert report["agreement"] == 0.0 and report["labeler"] == "vader"
+    warned = check_labeler(
+        LabelerCheck(reference=str(reversed_file), on_fail="warn", resamples=50),
+        "vader",
+        {},
+        tmp_path / "warn.json",
+        progress=False,
+    )
+    assert warned["agreement"] == 0.0 and "warning: labeler vader agrees" in capsys.readouterr().err
