@@ -119,7 +119,7 @@ class RewardKLEvaluator:
         config = json.loads((location / "config.json").read_text())
         context = int(config.get("max_position_embeddings") or 2048)
         tokenizer = load_tokenizer(str(location))
-        use_chat_template = wants_chat_template(tokenizer, self.generation.use_chat_template)
+        use_chat_template = wants_chat_template(tokenizer, self.use_chat_template)
         records = read_prompts(self.prompts_path)[: self.max_prompts]
         check_prompt_lengths(tokenizer, records, use_chat_template, context, self.prompts_path)
 
