@@ -1,16 +1,18 @@
-"""Run alpaca-eval 0.6.6's weighted GPT-4-turbo judge as a library, offline, against any OpenAI-compatible server.
+"""Run an alpaca-eval 0.6.6 weighted judge as a library against any OpenAI-compatible server.
 
-What makes it work offline (see docs/evaluation.md): HF_HUB_OFFLINE=1; data passed as lists of dicts
-(never the hub loader); caching_path=None; metric_kwargs save_weights_dir=None; an annotator config
-written here whose client config points at `base_url`; and `glm_winrate.hf_hub_download` replaced, for
-the duration of the call, by a function returning a local `df_gamed.csv`. The judge prompt is the one in
-the installed package (`alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt`); it asks for one token and
-reads P('m') vs P('M') from its top log-probs, so the server must support `logprobs`/`top_logprobs`.
+What makes it work (see docs/evaluation.md): data passed as lists of dicts (never the hub loader);
+caching_path=None; metric_kwargs save_weights_dir=None; an annotator config written here from the
+shipped one (`prefkit_evals.alpaca_annotators`) whose client config points at the judge endpoint; and
+`glm_winrate.hf_hub_download` replaced, for the duration of the call, by a function returning the
+`df_gamed.csv` prefkit located (`prefkit_evals.alpaca_data.locate_gamed_csv`). The weighted judge asks
+for one token and reads P('m') vs P('M') from its top log-probs, so the server must support
+`logprobs`/`top_logprobs`. Settings and errors are prefkit.judge's: `JudgeSettings`, `JudgeError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -21,35 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prefkit_evals.alpaca_annotators import Annotator
 from prefkit_evals.annotations import WinRateSummary, summarize_preferences
 
-from prefkit.errors import ConfigError, DependencyError, PrefkitError, require_module
+from prefkit.errors import require_module
+from prefkit.judge.client import JudgeError, JudgeSettings, judge_api_key
 
-ANNOTATOR_NAME = "weighted_alpaca_eval_gpt4_turbo"
-PROMPT_TEMPLATE = "evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
-
-
-class JudgeError(PrefkitError):
-    """The judge could not be reached, refused the request, or returned unusable annotations."""
-
-
-@dataclass(frozen=True)
-class JudgeConfig:
-    """Where the judge is and how to call it; the API key is read from the environment variable `api_key_env`."""
-
-    base_url: str
-    model: str = "gpt-4-1106-preview"
-    api_key_env: str = "OPENAI_API_KEY"
-    max_retries: int = 2
-    timeout_s: float = 120.0
-    concurrency: int = 4
-    price_per_token: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.base_url:
-            raise ConfigError("the judge needs an OpenAI-compatible base URL", field="judge_base_url")
-        if self.concurrency < 1:
-            raise ConfigError(f"must be at least 1, got {self.concurrency}", field="judge_concurrency")
+__all__ = ["JudgeError", "JudgeResult", "check_judge", "run_judge"]
 
 
 @dataclass(frozen=True)
@@ -73,35 +53,23 @@ def import_alpaca_eval():
     return main, glm
 
 
-def annotator_config(judge: JudgeConfig, client_config_path: Path, template: Path) -> dict[str, Any]:
-    """The weighted_alpaca_eval_gpt4_turbo settings, pointed at our client config and forced to chat format."""
-    completions: dict[str, Any] = {
-        "model_name": judge.model,
-        "max_tokens": 1,
-        "temperature": 1,
-        "logprobs": True,
-        "top_logprobs": 5,
-        "requires_chatml": True,  # upstream guesses from the model name; a local 'instruct' judge is still chat
-        "client_config_path": str(client_config_path),
-        "num_procs": judge.concurrency,
-    }
-    if judge.price_per_token is not None:
-        completions["price_per_token"] = judge.price_per_token
-    return {
-        ANNOTATOR_NAME: {
-            "prompt_template": str(template),
-            "fn_completions": "openai_completions",
-            "completions_kwargs": completions,
-            "fn_completion_parser": "logprob_parser",
-            "completion_parser_kwargs": {
-                "numerator_token": "m",
-                "denominator_tokens": ["m", "M"],
-                "is_binarize": False,
-            },
-            "completion_key": "completions_all",
-            "batch_size": 1,
-        }
-    }
+def annotator_config(
+    settings: JudgeSettings, annotator: Annotator, client_config_path: Path, price_per_token: float | None
+) -> dict[str, Any]:
+    """The shipped weighted config, asking `annotator.model` through our client config, in chat format."""
+    body = copy.deepcopy(annotator.config)
+    body["prompt_template"] = str(annotator.template)
+    completions = body["completions_kwargs"]
+    completions.update(
+        model_name=annotator.model,
+        # upstream guesses chat vs completion from the model name; a local 'instruct' judge is still chat
+        requires_chatml=True,
+        client_config_path=str(client_config_path),
+        num_procs=settings.max_concurrency,
+    )
+    if price_per_token is not None:
+        completions["price_per_token"] = price_per_token
+    return {annotator.name: body}
 
 
 @contextlib.contextmanager
@@ -111,7 +79,7 @@ def local_gamed_csv(glm_module, gamed_csv: Path | None) -> Iterator[None]:
     def local_download(*args: Any, filename: str = "", **kwargs: Any) -> str:
         if filename == "df_gamed.csv" and gamed_csv is not None:
             return str(gamed_csv)
-        raise JudgeError(f"alpaca_eval asked the hub for '{filename}', which prefkit does not download")
+        raise JudgeError(f"alpaca_eval asked the hub for '{filename}'; prefkit fetches its data itself")
 
     original = glm_module.hf_hub_download
     glm_module.hf_hub_download = local_download
@@ -133,47 +101,52 @@ def quiet_logging(level: int = logging.WARNING) -> Iterator[None]:
         root.setLevel(previous)
 
 
-def client_kwargs(judge: JudgeConfig) -> dict[str, Any]:
+def client_kwargs(settings: JudgeSettings) -> dict[str, Any]:
     """Arguments of `openai.OpenAI` for the judge (the key comes from the environment, never from config)."""
     kwargs: dict[str, Any] = {
-        "base_url": judge.base_url,
-        "max_retries": judge.max_retries,
-        "timeout": judge.timeout_s,
+        "max_retries": settings.max_attempts - 1,
+        "timeout": settings.timeout_s,
+        "api_key": judge_api_key(settings),
     }
-    kwargs["api_key"] = os.environ.get(judge.api_key_env) or "no-key-set"
+    if settings.base_url:
+        kwargs["base_url"] = settings.base_url
     return kwargs
 
 
+def endpoint(settings: JudgeSettings) -> str:
+    return settings.base_url or "api.openai.com"
+
+
 @contextlib.contextmanager
-def judge_errors(judge: JudgeConfig) -> Iterator[None]:
+def judge_errors(settings: JudgeSettings) -> Iterator[None]:
     """Turn the openai client's connection, key and HTTP errors into one clear JudgeError line."""
     openai = require_module("openai", "pip install openai")
     try:
         yield
     except openai.APIConnectionError as error:
         raise JudgeError(
-            f"the judge server at {judge.base_url} is unreachable ({error.__class__.__name__}: {error})",
+            f"the judge server at {endpoint(settings)} is unreachable ({error.__class__.__name__}: {error})",
             field="judge_base_url",
             hint="start an OpenAI-compatible server (e.g. vLLM) or fix judge_base_url",
         ) from None
     except openai.AuthenticationError:
         raise JudgeError(
-            f"the judge at {judge.base_url} rejected the API key", hint=f"set ${judge.api_key_env}"
+            f"the judge at {endpoint(settings)} rejected the API key", hint=f"set ${settings.api_key_env}"
         ) from None
     except openai.APIStatusError as error:
         raise JudgeError(
-            f"the judge at {judge.base_url} answered HTTP {error.status_code}: {_short(error.message)}",
+            f"the judge at {endpoint(settings)} answered HTTP {error.status_code}: {_short(error.message)}",
             hint="check judge_model and that the server supports logprobs/top_logprobs",
         ) from None
 
 
-def check_judge(judge: JudgeConfig) -> None:
-    """One probe request before judging hundreds: the server answers, and with top log-probs."""
+def check_judge(settings: JudgeSettings, model: str) -> None:
+    """One probe request before judging hundreds: the server answers `model`, and with top log-probs."""
     openai = require_module("openai", "pip install openai")
-    client = openai.OpenAI(**client_kwargs(judge))
-    with judge_errors(judge):
+    client = openai.OpenAI(**client_kwargs(settings))
+    with judge_errors(settings):
         response = client.chat.completions.create(
-            model=judge.model,
+            model=model,
             messages=[{"role": "user", "content": "Answer with one letter: m or M."}],
             max_tokens=1,
             logprobs=True,
@@ -183,7 +156,7 @@ def check_judge(judge: JudgeConfig) -> None:
     content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
     if not content or not content[0].top_logprobs:
         raise JudgeError(
-            f"the judge {judge.model} at {judge.base_url} returned no logprobs",
+            f"the judge {model} at {endpoint(settings)} returned no logprobs",
             hint="the weighted AlpacaEval judge reads P('m') vs P('M') from top_logprobs; use a server that "
             "supports them (vLLM, OpenAI)",
         )
@@ -192,13 +165,15 @@ def check_judge(judge: JudgeConfig) -> None:
 def run_judge(
     model_outputs: list[dict],
     baseline_outputs: list[dict],
-    judge: JudgeConfig,
+    settings: JudgeSettings,
+    annotator: Annotator,
     *,
     name: str,
     gamed_csv: Path | None = None,
     length_controlled: bool = False,
     max_missing: int = 0,
     probe: bool = True,
+    price_per_token: float | None = None,
 ) -> JudgeResult:
     """Judge model vs baseline outputs (aligned by instruction); raise JudgeError past `max_missing` gaps.
 
@@ -206,23 +181,22 @@ def run_judge(
     """
     main, glm = import_alpaca_eval()
     require_module("openai", "pip install openai")
-    template = Path(main.__file__).parent / PROMPT_TEMPLATE
-    if not template.exists():
-        raise DependencyError("the installed alpaca_eval has no judge prompt template", file=template)
     fn_metric = "get_length_controlled_winrate" if length_controlled else "get_winrate"
     metric_kwargs = {"save_weights_dir": None} if length_controlled else {}
     with tempfile.TemporaryDirectory(prefix="prefkit-judge-") as tmp:
         # the client config lives in a private temporary folder because it holds the API key
         client_path = Path(tmp) / "client_config.yaml"
-        client = client_kwargs(judge)
+        client = client_kwargs(settings)
         if probe:
-            check_judge(judge)
+            check_judge(settings, annotator.model)
         client_path.write_text(yaml.safe_dump({"default": [client]}))
         os.chmod(client_path, 0o600)
-        config_path = Path(tmp) / ANNOTATOR_NAME / "configs.yaml"
+        config_path = Path(tmp) / annotator.name / "configs.yaml"
         config_path.parent.mkdir()
-        config_path.write_text(yaml.safe_dump(annotator_config(judge, client_path, template)))
-        with judge_errors(judge), local_gamed_csv(glm, gamed_csv), quiet_logging():
+        config_path.write_text(
+            yaml.safe_dump(annotator_config(settings, annotator, client_path, price_per_token))
+        )
+        with judge_errors(settings), local_gamed_csv(glm, gamed_csv), quiet_logging():
             leaderboard, annotations = main.evaluate(
                 model_outputs=model_outputs,
                 reference_outputs=baseline_outputs,
@@ -241,12 +215,10 @@ def run_judge(
         if hasattr(annotations, "to_dict")
         else list(annotations)
     )
-    return _result(
-        rows, leaderboard.loc[name].to_dict(), len(model_outputs), judge, max_missing, length_controlled
-    )
+    return _result(rows, leaderboard.loc[name].to_dict(), len(model_outputs), max_missing, length_controlled)
 
 
-def _result(rows, metrics, n_expected, judge, max_missing, length_controlled) -> JudgeResult:
+def _result(rows, metrics, n_expected, max_missing, length_controlled) -> JudgeResult:
     summary = summarize_preferences(
         [row.get("preference") for row in rows],
         [len(row["output_2"]) for row in rows if isinstance(row.get("output_2"), str)],

@@ -22,6 +22,16 @@ STANDARD_ERRORS = {
     "lc_win_rate": "lc_standard_error",
 }
 LONG_TEXT = 40  # strings longer than this go to footnotes, not table cells
+# metrics naming who judged and with what: rows that differ in one are not comparable side by side
+JUDGE_IDENTITY = (
+    "judge",
+    "judge_model",
+    "judge_annotator",
+    "judge_template",
+    "judge_template_sha256",
+    "alpaca_eval_version",
+    "data_revision",
+)
 
 
 def build_leaderboard(subjects: Sequence, results: Sequence) -> pl.DataFrame:
@@ -66,11 +76,44 @@ def display_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in metrics if c not in paired and not _is_long_text(frame[c])]
 
 
+def judge_conflicts(frame: pl.DataFrame) -> list[str]:
+    """One sentence per evaluator whose subjects were judged differently (judge, template, version, data).
+
+    Swapping the AlpacaEval judge moved LC by ~12 points in a public comparison, so such win rates are
+    never put side by side without this warning.
+    """
+    conflicts = []
+    evaluators = sorted({c.rpartition("/")[0] for c in frame.columns if "/" in c})
+    for evaluator in evaluators:
+        differing = []
+        for field in JUDGE_IDENTITY:
+            column = f"{evaluator}/{field}"
+            if column in frame.columns:
+                values = sorted({str(v) for v in frame[column].to_list() if v is not None and v != ""})
+                if len(values) > 1:
+                    differing.append(f"{field} ({' vs '.join(values)})")
+        if differing:
+            conflicts.append(
+                f"{evaluator} results were judged differently: {'; '.join(differing)}. "
+                "Their win rates are not comparable and are not ranked against each other."
+            )
+    return conflicts
+
+
 def markdown_table(frame: pl.DataFrame) -> str:
-    """A Markdown table (`metric ± SE` where an SE exists) followed by footnotes for long text values."""
+    """A Markdown table (`metric ± SE` where an SE exists) followed by footnotes for long text values.
+
+    When subjects were judged differently (see `judge_conflicts`) a warning comes before the table.
+    """
     columns = display_columns(frame)
     header = ["subject", *columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    warnings = [f"**Not comparable:** {conflict}" for conflict in judge_conflicts(frame)]
+    lines = [
+        *warnings,
+        *([""] if warnings else []),
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for row in frame.iter_rows(named=True):
         cells = [str(row["subject"])]
         for column in columns:

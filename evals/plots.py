@@ -116,7 +116,13 @@ def plot_win_rates(frame: pl.DataFrame, folder: Path) -> Path | None:
     figure, axes = _grouped_bars(frame, series, errors)
     axes.axhline(50, color="gray", linewidth=0.8, linestyle=":")
     axes.set_ylabel("win rate (%) ± SE")
-    axes.set_title("Win rate per checkpoint")
+    from prefkit_evals.leaderboard import judge_conflicts
+
+    # bars from different judges are not comparable: say so on the figure itself
+    title = "Win rate per checkpoint" + (
+        "\n(NOT COMPARABLE: judged differently)" if judge_conflicts(frame) else ""
+    )
+    axes.set_title(title)
     axes.legend(fontsize=8)
     return _save(figure, folder / "win_rate.png")
 

@@ -1,9 +1,13 @@
 """reward-kl: mean reward and sequence KL(pi || pi_ref) on held-out prompts (the DPO paper's sentiment plot).
 
-For each prompt, k completions are sampled from the subject (seeded) and scored by a labeler. Reward is
-averaged per prompt first, then across prompts, with its standard error across prompts. The KL is
-estimated from the same samples as the mean of log pi(y|x) - log pi_ref(y|x); with no reference model
-the subject is its own reference and the KL is 0 by construction (no second forward pass is made).
+For each prompt, k completions are sampled from the subject (seeded) through the sampler plugins of
+`prefkit sample` (`backend`: auto = vLLM when installed, else transformers) and scored by a labeler.
+Sampling is from the model's own distribution (top-k off, top-p 1 by default) so that the mean of
+log pi(y|x) - log pi_ref(y|x) over samples is an unbiased estimate of the sequence KL; log pi is the
+sampler's sum over the sampled tokens (EOS included when sampled) and log pi_ref is scored on the same
+token ids by `prefkit_evals.sampling.reference_logprobs`. Reward is averaged per prompt first, then
+across prompts, with its standard error across prompts. With no reference model the subject is its
+own reference and the KL is 0 by construction (no log-probs are computed).
 """
 
 from __future__ import annotations
@@ -15,19 +19,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefkit_evals.generation import (
-    GeneratedSample,
-    GenerationConfig,
-    generate_samples,
-    load_model_and_tokenizer,
-    score_samples,
-)
 from prefkit_evals.rewards import load_scorer
+from prefkit_evals.sampling import (
+    SampledPrompts,
+    eval_sample_config,
+    reference_logprobs,
+    sample_prompts,
+    score_rewards,
+)
 
 from prefkit.chat import wants_chat_template
 from prefkit.errors import ConfigError
 from prefkit.evaluation import EvalSubject
 from prefkit.records import read_prompts
+from prefkit.sampling.base import Completion
 
 SAMPLES_FILE = "reward_kl_samples.jsonl"
 
@@ -63,6 +68,8 @@ class RewardKLEvaluator:
         dtype: str = "float32",
         use_chat_template: bool | None = None,
         best_of: int | None = None,
+        backend: str = "auto",
+        engine: dict[str, Any] | None = None,
     ) -> None:
         if not prompts:
             raise ConfigError(
@@ -74,20 +81,27 @@ class RewardKLEvaluator:
             raise ConfigError(f"must be >= 2 and divide n={n}, got {best_of}", field="best_of")
         self.best_of = int(best_of) if best_of is not None else None
         self.prompts_path = Path(prompts)
-        self.generation = GenerationConfig(
-            n=int(n),
-            max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            seed=int(seed),
-            batch_size=int(batch_size),
+        self.use_chat_template = use_chat_template
+        self.batch_size = int(batch_size)
+        self.sampling = dict(
+            backend=backend,
+            n=n,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            batch_size=batch_size,
+            dtype=dtype,
             use_chat_template=use_chat_template,
+            engine=engine,
         )
+        eval_sample_config("(subject)", **self.sampling)  # bad values fail before any model loads
         self.labeler = labeler
         self.labeler_options = dict(labeler_options or {})
         self.reference = reference
         self.max_prompts = int(max_prompts) if max_prompts is not None else None
         self.dtype = dtype
+        self.progress = True  # set by prefkit.evaluation (False for --quiet)
 
     def check_subject(self, subject: EvalSubject) -> None:
         """Refuse, before any output exists, a prompts file with a prompt that leaves the subject's context
@@ -105,44 +119,65 @@ class RewardKLEvaluator:
         config = json.loads((location / "config.json").read_text())
         context = int(config.get("max_position_embeddings") or 2048)
         tokenizer = load_tokenizer(str(location))
-        use_chat_template = wants_chat_template(tokenizer, self.generation.use_chat_template)
+        use_chat_template = wants_chat_template(tokenizer, self.use_chat_template)
         records = read_prompts(self.prompts_path)[: self.max_prompts]
         check_prompt_lengths(tokenizer, records, use_chat_template, context, self.prompts_path)
 
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Sample, score and compare to the reference; write the samples to `work_dir`; return flat metrics."""
         records = read_prompts(self.prompts_path)[: self.max_prompts]
-        prompts = [record.prompt for record in records]
         scorer = load_scorer(self.labeler, self.labeler_options)
-        model, tokenizer = load_model_and_tokenizer(subject.model, self.dtype)
-        with_reference = self.reference is not None
-        samples = generate_samples(model, tokenizer, prompts, self.generation, with_logprobs=with_reference)
-        del model
-        rewards = scorer.scorer.score(prompts, [[s.text for s in group] for group in samples])
-        reference_logprobs = self._reference_logprobs(prompts, samples, tokenizer) if with_reference else None
-        write_samples(work_dir / SAMPLES_FILE, records, samples, rewards, reference_logprobs)
-        metrics = summarize(samples, rewards, reference_logprobs)
+        with_reference = self.reference is not None and not same_model(self.reference, subject.model)
+        config = eval_sample_config(subject.model, **self.sampling, logprobs=with_reference)
+        sampled = sample_prompts(
+            records, config, progress=self.progress, description="sampling", prompts_file=self.prompts_path
+        )
+        rewards = score_rewards(scorer.scorer, records, sampled.texts, progress=self.progress)
+        reference = self._reference_logprobs(records, sampled) if with_reference else None
+        write_samples(work_dir / SAMPLES_FILE, records, sampled.completions, rewards, reference)
+        metrics = summarize(sampled.completions, rewards, reference)
         if self.best_of:
             metrics.update(best_of_n_metrics(rewards, self.best_of))
         metrics.update(
-            labeler=self.labeler, labeler_source=scorer.source, reference=self.reference or subject.model
+            labeler=self.labeler,
+            labeler_source=scorer.source,
+            reference=self.reference or subject.model,
+            backend=sampled.backend,
         )
         return metrics
 
-    def _reference_logprobs(self, prompts: list[str], samples, policy_tokenizer) -> list[list[float]]:
-        reference_model, reference_tokenizer = load_model_and_tokenizer(str(self.reference), self.dtype)
-        same = reference_tokenizer.get_vocab() == policy_tokenizer.get_vocab()
-        return score_samples(
-            reference_model, reference_tokenizer, prompts, samples, self.generation, same_tokenizer=same
+    def _reference_logprobs(self, records, sampled: SampledPrompts) -> list[list[float]]:
+        return reference_logprobs(
+            str(self.reference),
+            records,
+            sampled,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            use_chat_template=self.use_chat_template,
+            progress=self.progress,
         )
 
 
+def same_model(first: str, second: str) -> bool:
+    """Whether two model names resolve to the same location (then the KL is 0 by construction)."""
+    from prefkit.models import resolve_model
+
+    return (
+        Path(resolve_model(first)).expanduser().resolve()
+        == Path(resolve_model(second)).expanduser().resolve()
+    )
+
+
 def summarize(
-    samples: list[list[GeneratedSample]],
+    samples: list[list[Completion]],
     rewards: list[list[float]],
     reference_logprobs: list[list[float]] | None,
 ) -> dict[str, Any]:
-    """Flat metrics: reward (per-prompt mean, then mean and SE across prompts), lengths, and sequence KL."""
+    """Flat metrics: reward (per-prompt mean, then mean and SE across prompts), lengths, and sequence KL.
+
+    `length_tokens` counts the sampled tokens, the closing EOS included when the model emitted one (as
+    `prefkit sample` counts them).
+    """
     if len(rewards) != len(samples) or any(len(r) != len(s) for r, s in zip(rewards, samples, strict=True)):
         raise ConfigError(
             "the labeler returned scores that do not line up with the completions", field="labeler"
@@ -187,7 +222,7 @@ def best_of_n_metrics(rewards: list[list[float]], best_of: int) -> dict[str, flo
 
 
 def write_samples(path: Path, records, samples, rewards, reference_logprobs) -> None:
-    """One JSON line per sample: prompt id, text, tokens, reward, and the two log-probs when known."""
+    """One JSON line per sample: prompt id, text, tokens, finish reason, reward, and both log-probs when known."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for index, (record, group, scores) in enumerate(zip(records, samples, rewards, strict=True)):
@@ -197,6 +232,7 @@ def write_samples(path: Path, records, samples, rewards, reference_logprobs) -> 
                     "sample": sample_index,
                     "completion": sample.text,
                     "num_tokens": sample.num_tokens,
+                    "finish_reason": sample.finish_reason,
                     "reward": reward,
                     "logprob": sample.logprob,
                     "reference_logprob": reference_logprobs[index][sample_index]

@@ -1,7 +1,8 @@
 """winrate: the DPO paper's GPT-4 win rate of a model's answers against reference answers.
 
 For each prompt the subject answers greedily (temperature 0 by default, as in the paper's headline
-numbers); a judge compares that answer with the reference. The order in which the two are shown is
+numbers) through the sampler plugins of `prefkit sample` (`backend`: auto = vLLM when installed, else
+transformers); a judge compares that answer with the reference. The order in which the two are shown is
 randomised per item (seeded by prompt id), as in the paper; `both_orders` asks both orders instead
 and counts disagreement as a tie. Ties count half a win; unparseable verdicts are counted as invalid
 and left out, never guessed. The interval is a percentile bootstrap over items.
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefkit_evals.sampling import eval_sample_config, sample_prompts
+
 from prefkit.errors import ConfigError, InputError
 from prefkit.evaluation import EvalSubject
 from prefkit.judge.client import JudgeClient, JudgeSettings
@@ -25,7 +28,7 @@ from prefkit.judge.statistics import OUTCOME_VALUE, bootstrap_interval, win_rate
 from prefkit.judge.templates import load_template
 from prefkit.judge.verdicts import INVALID, A, B, compare_both_orders, compare_one_order
 from prefkit.labeling.pairing import row_rng
-from prefkit.records import read_prompts
+from prefkit.records import PromptRecord, read_prompts
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class WinRateEvaluator:
     """Judge-based win rate against references, with a bootstrap confidence interval.
 
     Options: `references` (prompts file with `reference`, or a preferences artifact; required),
-    `max_prompts`, generation (`max_new_tokens` 128, `temperature` 0.0, `batch_size` 8, `dtype`),
+    `max_prompts`, generation (`max_new_tokens` 128, `temperature` 0.0, `batch_size` 8, `dtype`,
+    `backend` auto, `engine` for any other `prefkit sample` setting),
     judge (`judge_model`, `judge_base_url`, `judge_api_key_env`, `judge_template` (built-in name or
     file; default dpo_helpfulness), `judge_concurrency`, `judge_timeout_s`, `judge_max_attempts`,
     `judge_cache_path`, `judge_options` for any other JudgeSettings field), `both_orders` (False),
@@ -60,6 +64,8 @@ class WinRateEvaluator:
         temperature: float = 0.0,
         batch_size: int = 8,
         dtype: str = "float32",
+        backend: str = "auto",
+        engine: dict[str, Any] | None = None,
         judge_model: str = "gpt-4",
         judge_base_url: str | None = None,
         judge_api_key_env: str = "OPENAI_API_KEY",
@@ -88,8 +94,12 @@ class WinRateEvaluator:
             "max_new_tokens": max_new_tokens,
             "temperature": temperature,
             "batch_size": batch_size,
+            "backend": backend,
+            "engine": engine,
         }
         self.dtype = dtype
+        eval_sample_config("(subject)", n=1, seed=seed, dtype=dtype, **self.generation)
+        self.progress = True  # set by prefkit.evaluation (False for --quiet)
         self.settings = JudgeSettings.from_options(
             {
                 "model": judge_model,
@@ -111,12 +121,14 @@ class WinRateEvaluator:
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Generate the subject's answers, judge them against the references, and summarise."""
         items = load_references(self.references)[: self.max_prompts]
-        outputs = self.answer(subject.model, [item.prompt for item in items])
+        outputs = self.answer(subject.model, [PromptRecord(item.prompt_id, item.prompt) for item in items])
         return self.judge_outputs(items, outputs, Path(work_dir))
 
-    def answer(self, model: str, prompts: list[str]) -> list[str]:
+    def answer(self, model: str, prompts: list[PromptRecord]) -> list[str]:
         """One answer per prompt from `model` with this evaluator's generation settings."""
-        return generate_answers(model, prompts, self.generation, self.dtype, self.seed)
+        config = eval_sample_config(model, n=1, seed=self.seed, dtype=self.dtype, **self.generation)
+        sampled = sample_prompts(prompts, config, progress=self.progress, description="answering")
+        return [group[0] for group in sampled.texts]
 
     def judge_outputs(self, items: list[ReferenceItem], outputs: list[str], work_dir: Path) -> dict[str, Any]:
         """Judge given outputs against the references (split out so outputs from anywhere can be judged).
@@ -126,7 +138,7 @@ class WinRateEvaluator:
         comparisons = [
             (item.prompt, output, item.reference) for item, output in zip(items, outputs, strict=True)
         ]
-        client = JudgeClient(self.settings)
+        client = JudgeClient(self.settings, progress=self.progress)
         try:
             if self.both_orders:
                 outcomes = compare_both_orders(client, self.template, comparisons)
@@ -192,14 +204,3 @@ def load_references(source: str | Path) -> list[ReferenceItem]:
     if missing:
         raise InputError("has no reference answer", file=path, row=missing[0], field="reference")
     return [ReferenceItem(r.prompt_id, r.prompt, r.reference or "") for r in records]
-
-
-def generate_answers(
-    model_name: str, prompts: list[str], generation: dict[str, Any], dtype: str, seed: int
-) -> list[str]:
-    """One answer per prompt from the subject (greedy at temperature 0), rendered as in sampling."""
-    from prefkit_evals.generation import GenerationConfig, generate_samples, load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(model_name, dtype=dtype)
-    config = GenerationConfig(n=1, seed=seed, **generation)
-    return [samples[0].text for samples in generate_samples(model, tokenizer, prompts, config)]

@@ -9,6 +9,7 @@ sequence KL(pi || pi_ref) and mean length. Every stage is a resumable artifact u
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
     from prefkit.training import TrainConfig, train
 
     out = Path(out)
+    announce(progress, f"model {config.model} (converted into $PREFKIT_HOME on first use)")
     base_model = resolve_model(config.model)
+    announce(progress, f"1/4 sample {config.samples_per_prompt} completions per training prompt")
     candidates = sample(
         resolve_prompts(config.train_prompts),
         out / "candidates",
@@ -62,8 +65,10 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
         ),
         progress=progress,
     )
+    announce(progress, "2/4 label them with VADER and pair best vs worst")
     preferences = label(candidates.path, out / "preferences", LabelConfig(labeler="vader"), progress=progress)
     build_report(preferences.path)  # out/preferences.report.html: the pairs, side by side
+    announce(progress, f"3/4 train with DPO (beta {config.beta}, {config.epochs} epochs)")
     checkpoint = train(
         preferences.path,
         out / "checkpoint",
@@ -85,7 +90,9 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
         "max_new_tokens": config.max_new_tokens,
         "temperature": config.temperature,
         "seed": config.seed + 1,
+        "backend": config.backend,
     }
+    announce(progress, "4/4 evaluate before and after on the held-out prompts (reward, KL)")
     report = evaluate(
         [f"before={base_model}", f"after={checkpoint.path}"],
         out / "eval",
@@ -93,6 +100,12 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
         progress=progress,
     )
     return report_rows(report)
+
+
+def announce(progress: bool, message: str) -> None:
+    """One line on stderr naming the stage that starts (each stage then shows its own progress bar)."""
+    if progress:
+        print(f"[demo] {message}", file=sys.stderr, flush=True)
 
 
 def report_rows(report) -> list[dict[str, Any]]:

@@ -42,7 +42,10 @@ class EvalSubject:
 
 
 class Evaluator(Protocol):
-    """An evaluator plugin, constructed as `Cls(**options)`."""
+    """An evaluator plugin, constructed as `Cls(**options)`.
+
+    An evaluator with a `progress` attribute gets it set to the run's progress flag before it runs.
+    """
 
     name: str
 
@@ -213,6 +216,8 @@ def evaluate(
     # every evaluator is built (plugin found, options checked) before the work folder or cache exists
     evaluators = {name: build_evaluator(name, config.options.get(name, {})) for name in config.evaluators}
     for evaluator in evaluators.values():
+        if hasattr(evaluator, "progress"):  # evaluators that show progress bars follow --quiet
+            evaluator.progress = progress
         check_subject = getattr(evaluator, "check_subject", None)  # optional: inputs vs each subject
         for subject in parsed if callable(check_subject) else ():
             check_subject(subject)

@@ -24,7 +24,14 @@ from prefkit.validation import STRICT_CONFIG
 
 RUN_CONFIG_FILE = "iterate.json"
 # fields that do not change what a finished round trained on: more rounds, other evaluations
-EXTENSIBLE_FIELDS = {"rounds", "evaluators", "eval_options", "heldout_prompts", "round_winrate"}
+EXTENSIBLE_FIELDS = {
+    "rounds",
+    "evaluators",
+    "eval_options",
+    "heldout_prompts",
+    "round_winrate",
+    "labeler_check",
+}
 
 
 class IterateConfig(BaseModel):
@@ -54,6 +61,9 @@ class IterateConfig(BaseModel):
     # options of the `winrate` evaluator (judge_model, judge_base_url, ...): when set, each round's
     # held-out answers are judged against the previous round's and the initial policy's
     round_winrate: dict[str, Any] | None = None
+    # when set ({reference, min_agreement, on_fail, max_pairs}), the labeler is validated against
+    # reference preferences before round 1 (`prefkit validate-labeler`) and the run stops or warns
+    labeler_check: dict[str, Any] | None = None
 
 
 def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = None) -> IterateConfig:
@@ -222,6 +232,7 @@ def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished
     if "reward-kl" in config.evaluators:
         reward_kl = options.setdefault("reward-kl", {})
         reward_kl.setdefault("reference", initial)
+        reward_kl.setdefault("backend", config.sample.get("backend", "auto"))  # as the rounds sampled
         if config.heldout_prompts:
             reward_kl.setdefault("prompts", str(resolve_prompts(config.heldout_prompts)))
     return evaluate(
@@ -230,6 +241,18 @@ def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished
         EvalConfig(evaluators=config.evaluators, options=options),
         progress=progress,
     )
+
+
+def check_round_labeler(config: IterateConfig, run_dir: Path, progress: bool) -> None:
+    """Validate the rounds' labeler against reference preferences once, before any round is built on it."""
+    from prefkit_evals.labeler_validation import LabelerCheck, check_labeler
+
+    from prefkit.errors import validated_config
+
+    check = validated_config(LabelerCheck, config.labeler_check, field_prefix="labeler_check")
+    labeler = config.label.get("labeler", "vader")
+    options = dict(config.label.get("labeler_options") or {})
+    check_labeler(check, labeler, options, run_dir / "labeler_check.json", progress=progress)
 
 
 def iterate(
@@ -248,6 +271,8 @@ def iterate(
     initial = resolve_model(config.policy)
     check_before_start(config, initial)
     check_run_config(run_dir, config)
+    if config.labeler_check is not None:
+        check_round_labeler(config, run_dir, progress)
     for round_index in range(1, config.rounds + 1):
         run_round(config, run_dir, round_index, initial, progress)
         report = (
@@ -267,7 +292,8 @@ def judge_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_ro
         k: str(round_dir(run_dir, k) / "checkpoint") for k in range(1, finished_rounds + 1)
     }
     prompts = config.heldout_prompts or config.prompts
-    options = config.round_winrate or {}
+    # held-out answers are generated with the rounds' sampling backend unless the section names one
+    options = {"backend": config.sample.get("backend", "auto"), **(config.round_winrate or {})}
     for round_index in range(1, finished_rounds + 1):
         if not judged_with(run_dir, round_index, options, prompts):
             round_winrates(run_dir, round_index, models, prompts, options)

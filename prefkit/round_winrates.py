@@ -56,7 +56,7 @@ def round_answers(
         stored = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if [row["prompt_id"] for row in stored] == [prompt.prompt_id for prompt in prompts]:
             return [row["answer"] for row in stored]
-    answers = judge.answer(model, [prompt.prompt for prompt in prompts])
+    answers = judge.answer(model, prompts)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         json.dumps({"prompt_id": p.prompt_id, "prompt": p.prompt, "answer": a}, ensure_ascii=False)

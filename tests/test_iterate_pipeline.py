@@ -24,7 +24,7 @@ def tiny_run_config(model: str, prompts: str, **changes) -> IterateConfig:
         "sample": {"n": 4, "max_new_tokens": 12, "backend": "transformers"},
         "label": {"labeler": "vader", "length_penalty": 0.01, "length_unit": "chars"},
         "train": {"learning_rate": 5e-3, "epochs": 2, "batch_size": 4},
-        "eval_options": {"reward-kl": {"n": 2, "max_new_tokens": 12}},
+        "eval_options": {"reward-kl": {"n": 8, "max_new_tokens": 12}},
     }
     values.update(changes)
     return IterateConfig(**values)

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "sample",
     "label",
     "lambda_sweep",
+    "validate_labeler",
     "train",
     "evaluate",
     "iterate",

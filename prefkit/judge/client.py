@@ -28,6 +28,7 @@ from prefkit.errors import PrefkitError, require_module, validated_config
 from prefkit.judge.cache import CachedJudgement, JudgeCache, judgement_key
 from prefkit.judge.templates import JudgeTemplate
 from prefkit.models import cache_home
+from prefkit.sampling.progress import StepProgress
 from prefkit.validation import STRICT_CONFIG
 
 RETRY_STATUS = {408, 409, 429}
@@ -102,10 +103,19 @@ class JudgeRequest:
 class JudgeClient:
     """Asks a judge many questions concurrently; every answer goes through the cache."""
 
-    def __init__(self, settings: JudgeSettings, cache: JudgeCache | None = None) -> None:
+    def __init__(
+        self,
+        settings: JudgeSettings,
+        cache: JudgeCache | None = None,
+        *,
+        progress: bool = False,
+        description: str = "judging",
+    ) -> None:
         self.settings = settings
         self.cache = cache or JudgeCache(settings.cache_path or default_cache_path())
         self.usage = JudgeUsage()
+        self.progress = progress  # a bar with requests, cache hits and retries while judging
+        self.description = description
         self._jitter = random.Random()
 
     def judge(self, template: JudgeTemplate, requests: Sequence[JudgeRequest]) -> list[CachedJudgement]:
@@ -132,20 +142,36 @@ class JudgeClient:
                 self.usage.cache_hits += 1
                 self.usage.invalid += not cached.valid
                 results[key] = cached
-        if missing:
-            openai = require_module("openai", "pip install openai")
-            semaphore = asyncio.Semaphore(self.settings.max_concurrency)
-            async with openai.AsyncOpenAI(
-                api_key=self._api_key(),
-                base_url=self.settings.base_url,
-                max_retries=0,
-                timeout=self.settings.timeout_s,
-            ) as api:
-                answers = await asyncio.gather(
-                    *(self._judge_one(api, semaphore, template, key, request) for key, request in missing)
-                )
-            results.update(zip((key for key, _ in missing), answers, strict=True))
+        with StepProgress(self.description, len(unique), unit="judgements", enabled=self.progress) as bar:
+            bar.advance(len(unique) - len(missing), self._status())
+            if missing:
+                answers = await self._judge_missing(template, missing, bar)
+                results.update(zip((key for key, _ in missing), answers, strict=True))
         return [results[key] for key in keys]
+
+    async def _judge_missing(
+        self, template: JudgeTemplate, missing: list[tuple[str, JudgeRequest]], bar: StepProgress
+    ) -> list[CachedJudgement]:
+        """Ask the endpoint for every judgement not in the cache, `max_concurrency` at a time."""
+        openai = require_module("openai", "pip install openai")
+        semaphore = asyncio.Semaphore(self.settings.max_concurrency)
+        async with openai.AsyncOpenAI(
+            api_key=judge_api_key(self.settings),
+            base_url=self.settings.base_url,
+            max_retries=0,
+            timeout=self.settings.timeout_s,
+        ) as api:
+
+            async def judge_and_count(key: str, request: JudgeRequest) -> CachedJudgement:
+                judgement = await self._judge_one(api, semaphore, template, key, request)
+                bar.advance(1, self._status())
+                return judgement
+
+            return list(await asyncio.gather(*(judge_and_count(key, request) for key, request in missing)))
+
+    def _status(self) -> str:
+        usage = self.usage
+        return f"{usage.requests} requests, {usage.cache_hits} cached, {usage.retries} retries"
 
     async def _judge_one(
         self, api, semaphore: asyncio.Semaphore, template: JudgeTemplate, key: str, request: JudgeRequest
@@ -223,20 +249,22 @@ class JudgeClient:
             delay = max(delay, min(retry_after, self.settings.backoff_max_s))
         return delay
 
-    def _api_key(self) -> str:
-        key = os.environ.get(self.settings.api_key_env)
-        if key:
-            return key
-        host = urlparse(self.settings.base_url or "").hostname
-        if host in LOCAL_HOSTS:
-            return "unused-local-endpoint"  # local OpenAI-compatible servers (vLLM) need no key
-        raise JudgeError(
-            f"the environment variable {self.settings.api_key_env} holding the judge API key is not set",
-            hint="export it, or name another variable with api_key_env",
-        )
-
     def close(self) -> None:
         self.cache.close()
+
+
+def judge_api_key(settings: JudgeSettings) -> str:
+    """The API key from the environment variable `settings.api_key_env` (a local endpoint needs none)."""
+    key = os.environ.get(settings.api_key_env)
+    if key:
+        return key
+    host = urlparse(settings.base_url or "").hostname
+    if host in LOCAL_HOSTS:
+        return "unused-local-endpoint"  # local OpenAI-compatible servers (vLLM) need no key
+    raise JudgeError(
+        f"the environment variable {settings.api_key_env} holding the judge API key is not set",
+        hint="export it, or name another variable with api_key_env",
+    )
 
 
 def run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:

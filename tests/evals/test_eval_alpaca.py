@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 from alpaca_judge_server import JudgeServer
+from prefkit_evals.alpaca_annotators import load_annotator
 from prefkit_evals.alpaca_data import (
     FULL_SET_SIZE,
     GAMED_FILE,
@@ -17,10 +18,16 @@ from prefkit_evals.alpaca_data import (
     load_alpaca_eval_set,
 )
 from prefkit_evals.alpaca_eval import ANNOTATIONS_FILE, MODEL_OUTPUTS_FILE, AlpacaEvalEvaluator
-from prefkit_evals.alpaca_judge import JudgeConfig, JudgeError, run_judge
+from prefkit_evals.alpaca_judge import JudgeError, run_judge
 
 from prefkit.errors import ConfigError
 from prefkit.evaluation import EvalSubject
+from prefkit.judge.client import JudgeSettings
+
+
+def local_judge(base_url: str, **options) -> tuple[JudgeSettings, object]:
+    """Settings for the local judge server (no retries) and the default weighted annotator."""
+    return JudgeSettings(base_url=base_url, max_attempts=1, **options), load_annotator()
 
 
 @pytest.fixture()
@@ -63,6 +70,7 @@ def test_evaluator_end_to_end_with_the_tiny_model(judge_server, tiny_model_dir, 
         max_instances=5,
         max_new_tokens=12,
         batch_size=5,
+        backend="transformers",
     )
     metrics = evaluator.evaluate(EvalSubject("tiny", str(tiny_model_dir)), tmp_path)
     outputs = json.loads((tmp_path / MODEL_OUTPUTS_FILE).read_text())
@@ -79,13 +87,19 @@ def test_evaluator_end_to_end_with_the_tiny_model(judge_server, tiny_model_dir, 
     assert metrics["judge_cost_usd"] == pytest.approx(metrics["judge_tokens"] * 1e-6)
     annotations = json.loads((tmp_path / ANNOTATIONS_FILE).read_text())
     assert len(annotations) == 5 and all(1 <= a["preference"] <= 2 for a in annotations)
+    # what the result depends on travels with it
+    assert (metrics["judge_model"], metrics["judge_annotator"]) == (
+        "local-judge",
+        "weighted_alpaca_eval_gpt4_turbo",
+    )
+    assert len(metrics["judge_template_sha256"]) == 64 and metrics["alpaca_eval_version"] == "0.6.6"
 
 
 def test_judge_numbers_on_known_outputs(judge_server):
     rows = list(load_alpaca_eval_set(max_instances=8, subset_seed=3).rows)
     outputs = truncated_outputs(rows)
     outputs[0]["output"] = rows[0]["output"]  # identical to the baseline: a draw, never sent to the judge
-    result = run_judge(outputs, rows, JudgeConfig(base_url=judge_server.url, max_retries=0), name="truncated")
+    result = run_judge(outputs, rows, *local_judge(judge_server.url), name="truncated")
     win_rate, standard_error = expected_win_rate(outputs, rows)
     assert result.summary.win_rate == pytest.approx(win_rate, abs=1e-6)
     assert result.summary.standard_error == pytest.approx(standard_error, abs=1e-6)
@@ -99,9 +113,7 @@ def test_judge_without_logprobs_fails_clearly():
     try:
         rows = list(load_alpaca_eval_set(max_instances=3).rows)
         with pytest.raises(JudgeError, match="returned no logprobs"):
-            run_judge(
-                truncated_outputs(rows), rows, JudgeConfig(base_url=server.url, max_retries=0), name="m"
-            )
+            run_judge(truncated_outputs(rows), rows, *local_judge(server.url), name="m")
     finally:
         server.stop()
 
@@ -110,7 +122,7 @@ def test_judge_server_down_fails_clearly():
     rows = list(load_alpaca_eval_set(max_instances=2).rows)
     url = free_port_url()
     with pytest.raises(JudgeError, match=rf"judge server at {url} is unreachable"):
-        run_judge(truncated_outputs(rows), rows, JudgeConfig(base_url=url, max_retries=0), name="m")
+        run_judge(truncated_outputs(rows), rows, *local_judge(url), name="m")
 
 
 def test_missing_annotations_are_counted_not_dropped():
@@ -118,10 +130,10 @@ def test_missing_annotations_are_counted_not_dropped():
     skipped = {rows[1]["instruction"], rows[4]["instruction"]}
     server = JudgeServer(unparseable=lambda prompt: any(text in prompt for text in skipped)).start()
     try:
-        judge = JudgeConfig(base_url=server.url, max_retries=0)
+        judge = local_judge(server.url)
         with pytest.raises(JudgeError, match=r"2 of 6 judge annotations are missing or invalid"):
-            run_judge(truncated_outputs(rows), rows, judge, name="m")
-        result = run_judge(truncated_outputs(rows), rows, judge, name="m", max_missing=2)
+            run_judge(truncated_outputs(rows), rows, *judge, name="m")
+        result = run_judge(truncated_outputs(rows), rows, *judge, name="m", max_missing=2)
     finally:
         server.stop()
     assert (result.summary.n_total, result.summary.n_missing) == (4, 2)
@@ -135,8 +147,10 @@ def test_missing_annotations_are_counted_not_dropped():
 def test_lc_reason_and_options():
     assert GAMED_FILE in length_control_unavailable_reason(load_alpaca_eval_set())
     assert "805" in length_control_unavailable_reason(load_alpaca_eval_set(max_instances=10))
-    with pytest.raises(ConfigError, match="judge_base_url"):
-        AlpacaEvalEvaluator()
+    with pytest.raises(ConfigError, match="ships no judge config 'gpt5_judge'"):
+        AlpacaEvalEvaluator(judge="gpt5_judge")
+    with pytest.raises(ConfigError, match="not a weighted"):
+        AlpacaEvalEvaluator(judge="alpaca_eval_gpt4")
 
 
 def write_gamed_csv(path, n: int) -> None:
@@ -165,10 +179,76 @@ def test_length_controlled_win_rate_on_the_full_set(judge_server, tmp_path):
         {"instruction": r["instruction"], "output": r["output"][: 100 + 7 * (i % 150)], "generator": "m"}
         for i, r in enumerate(rows)
     ]
-    judge = JudgeConfig(base_url=judge_server.url, max_retries=0, concurrency=8)
-    result = run_judge(outputs, rows, judge, name="m", gamed_csv=data.gamed_csv, length_controlled=True)
+    judge = local_judge(judge_server.url, max_concurrency=8)
+    result = run_judge(outputs, rows, *judge, name="m", gamed_csv=data.gamed_csv, length_controlled=True)
     win_rate, _ = expected_win_rate(outputs, rows)
     assert result.summary.win_rate == pytest.approx(win_rate, abs=1e-6)
     assert result.lc_win_rate is not None and 0 < result.lc_win_rate < 100
     # a judge that only rewards length: removing the length gap must move the win rate towards 50 %
     assert abs(result.lc_win_rate - 50) < abs(result.summary.win_rate - 50)
+
+
+def fake_hub(monkeypatch, tmp_path, gamed_rows: int | None):
+    """Replace huggingface_hub.hf_hub_download: the hub cache layout (snapshots/<commit>/file) or a failure."""
+    import huggingface_hub
+
+    calls = []
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def download(repo_id, filename, *, repo_type=None, revision=None, **kwargs):
+        calls.append((repo_id, filename, repo_type, revision))
+        if gamed_rows is None:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("offline and not in the cache")
+        path = tmp_path / "hub" / "snapshots" / commit / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_gamed_csv(path, gamed_rows)
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return calls, commit
+
+
+def test_df_gamed_comes_from_the_hub_or_lc_says_why(monkeypatch, tmp_path):
+    calls, commit = fake_hub(monkeypatch, tmp_path, FULL_SET_SIZE)
+    data = load_alpaca_eval_set(gamed_revision="abc123")
+    assert calls == [("tatsu-lab/alpaca_eval", GAMED_FILE, "dataset", "abc123")]
+    assert data.gamed_csv is not None and data.gamed_revision == f"tatsu-lab/alpaca_eval@{commit}"
+    assert length_control_unavailable_reason(data) == ""
+    # a subset never asks the hub (LC is undefined there)
+    assert load_alpaca_eval_set(max_instances=5).gamed_csv is None and len(calls) == 1
+    # a copy in $PREFKIT_HOME/alpaca_eval wins over the hub, offline
+    home = tmp_path / "home"
+    (home / "alpaca_eval").mkdir(parents=True)
+    write_gamed_csv(home / "alpaca_eval" / GAMED_FILE, FULL_SET_SIZE)
+    monkeypatch.setenv("PREFKIT_HOME", str(home))
+    local = load_alpaca_eval_set()
+    assert local.gamed_revision.startswith("local sha256:") and len(calls) == 1
+    # neither: the reason names where prefkit looked and that the hub did not answer
+    monkeypatch.setenv("PREFKIT_HOME", str(tmp_path / "empty"))
+    fake_hub(monkeypatch, tmp_path, None)
+    reason = length_control_unavailable_reason(load_alpaca_eval_set())
+    assert "df_gamed.csv is not in" in reason and "LocalEntryNotFoundError" in reason
+
+
+@pytest.mark.slow
+def test_lc_win_rate_with_df_gamed_from_the_hub(judge_server, monkeypatch, tmp_path):
+    """The evaluator on the 805 set, df_gamed.csv from the (simulated) hub: LC is computed and recorded."""
+    import prefkit_evals.alpaca_eval as alpaca_eval_module
+
+    _, commit = fake_hub(monkeypatch, tmp_path, FULL_SET_SIZE)
+    # outputs stand in for generation (the tiny model would need minutes for 805 answers on CPU)
+    monkeypatch.setattr(
+        AlpacaEvalEvaluator,
+        "generate_outputs",
+        lambda self, subject, data: [
+            {"instruction": r["instruction"], "output": r["output"][: 100 + 7 * (i % 150)], "generator": "m"}
+            for i, r in enumerate(data.rows)
+        ],
+    )
+    assert alpaca_eval_module.AlpacaEvalEvaluator is AlpacaEvalEvaluator
+    evaluator = AlpacaEvalEvaluator(judge_base_url=judge_server.url, judge_model="local-judge")
+    metrics = evaluator.evaluate(EvalSubject("m", "unused"), tmp_path / "out")
+    assert metrics["lc_win_rate"] is not None and 0 < metrics["lc_win_rate"] < 100
+    assert metrics["lc_missing_reason"] == ""
+    assert abs(metrics["lc_win_rate"] - 50) < abs(metrics["win_rate"] - 50)  # the judge only rewards length
+    assert metrics["data_revision"] == f"tatsu-lab/alpaca_eval@{commit}"

@@ -74,7 +74,15 @@ def test_evaluate_caches_per_checkpoint(tiny_model_dir, prompts_file, tmp_path):
     (second / "marker.txt").write_text("different content, different hash")
     config = EvalConfig(
         evaluators=["reward-kl"],
-        options={"reward-kl": {"prompts": str(prompts_file), "n": 1, "max_new_tokens": 4, "max_prompts": 2}},
+        options={
+            "reward-kl": {
+                "prompts": str(prompts_file),
+                "n": 1,
+                "max_new_tokens": 4,
+                "max_prompts": 2,
+                "backend": "transformers",
+            }
+        },
     )
     out, cache = tmp_path / "eval", tmp_path / "cache"
     first = evaluate([f"base={tiny_model_dir}"], out, config, progress=False, cache_dir=cache)
@@ -128,6 +136,7 @@ def test_cli_eval(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
         assert flag in help_text
     args = ["eval", f"tiny={tiny_model_dir}", "-o", str(tmp_path / "out"), "-q", "--no-plots"]
     args += ["-O", f"prompts={prompts_file}", "-O", "n=1", "-O", "max_new_tokens=3", "-O", "max_prompts=2"]
+    args += ["-O", "backend=transformers"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "evaluated 1, reused 0" in result.output and "| tiny |" in result.output
@@ -147,3 +156,26 @@ def test_cli_eval(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
         ],
     )
     assert isinstance(ambiguous.exception, ConfigError) and "ambiguous" in str(ambiguous.exception)
+
+
+def test_leaderboard_will_not_rank_results_from_different_judges_silently():
+    from prefkit_evals.leaderboard import judge_conflicts
+
+    frame = pl.DataFrame(
+        {
+            "subject": ["a", "b"],
+            "model": ["x", "y"],
+            "content_hash": ["1", "2"],
+            "alpaca-eval/win_rate": [30.0, 35.0],
+            "alpaca-eval/judge_model": ["gpt-4-1106-preview", "gpt-4.1"],
+            "alpaca-eval/alpaca_eval_version": ["0.6.6", "0.6.6"],
+        }
+    )
+    conflicts = judge_conflicts(frame)
+    assert conflicts == [
+        "alpaca-eval results were judged differently: judge_model (gpt-4-1106-preview vs gpt-4.1). "
+        "Their win rates are not comparable and are not ranked against each other."
+    ]
+    assert markdown_table(frame).startswith("**Not comparable:** alpaca-eval results were judged differently")
+    same = frame.with_columns(pl.lit("gpt-4.1").alias("alpaca-eval/judge_model"))
+    assert judge_conflicts(same) == [] and markdown_table(same).startswith("| subject |")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 
 import pytest
-from prefkit_evals.generation import GeneratedSample
 from prefkit_evals.reward_kl import SAMPLES_FILE, RewardKLEvaluator, mean_and_standard_error, summarize
 from prefkit_evals.rewards import load_scorer
 
 from prefkit.errors import ConfigError, DependencyError
 from prefkit.evaluation import EvalSubject
+from prefkit.sampling.base import Completion
 
 
-def sample(text: str, tokens: int, logprob: float | None = None) -> GeneratedSample:
-    return GeneratedSample(text, tokens, (1,), tuple(range(tokens)), logprob)
+def sample(text: str, tokens: int, logprob: float | None = None) -> Completion:
+    return Completion(text, tokens, logprob, "length", tuple(range(tokens)))
 
 
 def test_summary_averages_per_prompt_first():
@@ -62,7 +63,14 @@ def test_prompts_option_is_required():
 
 
 def test_reward_kl_on_the_tiny_model(tiny_model_dir, prompts_file, tmp_path):
-    options = {"prompts": str(prompts_file), "n": 2, "max_new_tokens": 6, "max_prompts": 4, "seed": 3}
+    options = {
+        "prompts": str(prompts_file),
+        "n": 2,
+        "max_new_tokens": 6,
+        "max_prompts": 4,
+        "seed": 3,
+        "backend": "transformers",
+    }
     subject = EvalSubject("tiny", str(tiny_model_dir))
     first = RewardKLEvaluator(**options).evaluate(subject, tmp_path / "a")
     again = RewardKLEvaluator(**options).evaluate(subject, tmp_path / "b")
@@ -79,10 +87,19 @@ def test_kl_to_itself_is_zero_and_to_another_model_is_not(tiny_model_dir, prompt
     from prefkit.testing import build_tiny_llama
 
     other = build_tiny_llama(tmp_path / "other", seed=7)
-    base = {"prompts": str(prompts_file), "n": 2, "max_new_tokens": 6, "max_prompts": 3}
+    base = {
+        "prompts": str(prompts_file),
+        "n": 2,
+        "max_new_tokens": 6,
+        "max_prompts": 3,
+        "backend": "transformers",
+    }
     subject = EvalSubject("tiny", str(tiny_model_dir))
     itself = RewardKLEvaluator(**base, reference=str(tiny_model_dir)).evaluate(subject, tmp_path / "self")
-    assert itself["kl_mean"] == pytest.approx(0.0, abs=1e-4)
+    assert itself["kl_mean"] == 0.0  # the same model: KL 0 by construction, no second pass
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")  # same weights, scored as a reference
+    twin = RewardKLEvaluator(**base, reference=str(copy)).evaluate(subject, tmp_path / "twin")
+    assert twin["kl_mean"] == pytest.approx(0.0, abs=1e-4)
     versus = RewardKLEvaluator(**base, reference=str(other)).evaluate(subject, tmp_path / "other-ref")
     assert math.isfinite(versus["kl_mean"]) and abs(versus["kl_mean"]) > 1e-3
     rows = [json.loads(line) for line in (tmp_path / "other-ref" / SAMPLES_FILE).read_text().splitlines()]

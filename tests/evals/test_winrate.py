@@ -41,6 +41,7 @@ def evaluator_for(server: FakeJudgeServer, tmp_path, references, **options) -> W
             **extra_judge_options,
         },
         max_new_tokens=6,
+        backend="transformers",
         **options,
     )
 

@@ -165,3 +165,14 @@ def test_fake_server_speaks_logprobs():
     assert content[0].token == "m" and len(content[0].top_logprobs) == 3
     assert math.exp(content[0].top_logprobs[0].logprob) > math.exp(content[0].top_logprobs[1].logprob)
     assert response.usage.prompt_tokens == 1
+
+
+def test_progress_shows_requests_and_cache_hits(fast_settings, capsys):
+    template = load_template(None, "pairwise")
+    with FakeJudgeServer(helpfulness_judge) as server:
+        settings = JudgeSettings(**{**fast_settings, "base_url": server.base_url})
+        round_robin_scores(JudgeClient(settings, progress=True), template, PROMPTS, COMPLETIONS)
+        paid = server.requests
+        capsys.readouterr()
+        round_robin_scores(JudgeClient(settings, progress=True), template, PROMPTS, COMPLETIONS)
+    assert f"0 requests, {paid} cached, 0 retries" in capsys.readouterr().err
