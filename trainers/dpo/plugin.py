@@ -49,11 +49,10 @@ class DPOTrainerPlugin:
 
     def check(self, config: TrainConfig, options: DPOOptions) -> None:
         """Refuse a bad loss name or mix, or a combination the losses do not define, before any work."""
-        for beta in config.betas():
-            try:
-                checked_loss(config.loss, options, beta)
-            except ValueError as error:
-                raise ConfigError(str(error), field="loss") from None
+        try:
+            checked_loss(config.loss, options, config.betas()[0])
+        except ValueError as error:
+            raise ConfigError(str(error), field="loss") from None
 
     def check_config(self, config: TrainConfig) -> None:
         """Refuse models this trainer cannot run before any output exists: no tokenizer, unreadable weights
