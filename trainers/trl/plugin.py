@@ -149,8 +149,7 @@ class TRLTrainerPlugin:
         check_supported(config, options)
 
     def check_config(self, config: TrainConfig) -> None:
-        """Refuse unsupported options and a policy without tokenizer before any output exists."""
-        check_supported(config)
+        """Refuse a policy without tokenizer before any output exists (loss and options: `check`)."""
         load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
 
     def train(self, request: TrainRequest) -> TrainResult:
