@@ -13,13 +13,15 @@ from prefkit_trainers.dpo.losses import (
     parse_loss_spec,
 )
 from prefkit_trainers.dpo.packing import LAYOUTS
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, model_validator
+
+from prefkit.validation import STRICT_CONFIG
 
 
 class DPOOptions(BaseModel):
     """What only the `dpo` trainer reads; TrainConfig holds what every trainer shares."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
     refused: ClassVar[dict[str, str]] = {}
 
     label_smoothing: float = 0.0  # cDPO (sigmoid, rdpo, simpo); flip rate of robust, exo_pair, aot

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from prefkit.chat import wants_chat_template
 from prefkit.conversation import assistant_turn, completion_text, is_conversation
 from prefkit.errors import ConfigError, require_module
 from prefkit.models import check_same_tokenizer, load_causal_lm, load_tokenizer
 from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult, loss_terms
+from prefkit.validation import STRICT_CONFIG
 
 # TRL 1.16's loss_type names; prefkit's `dpo` names the same losses the same way
 LOSS_TYPES = frozenset(
@@ -51,7 +52,7 @@ METRIC_NAMES = {"learning_rate": "lr"}
 class TRLOptions(BaseModel):
     """The `trl` trainer's options: each maps onto one DPOConfig / LoraConfig field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
     # options of the `dpo` trainer TRL has no equivalent for: refused with this reason, never ignored
     refused: ClassVar[dict[str, str]] = {
         "alpha": "R-DPO's length penalty is a `dpo` loss (--trainer dpo --loss rdpo)",
