@@ -2,8 +2,10 @@
 
 Each trainer runs in its own subprocess (so peak memory is its own) on synthetic preference pairs built in
 memory (no polars, no artifacts), in the same sequential data order, with the same optimizer, schedule and
-clipping. Reported: median pairs/s over the training steps after the first (warm-up), best of --repeats interleaved runs, reference pass time,
-peak memory (CUDA max allocated, or peak RSS on CPU), and the largest per-step loss difference.
+clipping. prefkit runs once per batch layout (separate rows, shared prefix, padding-free). Reported: median pairs/s and
+data tokens/s over the training steps after the first (warm-up), best of --repeats interleaved runs, tokens
+the forward pass runs per pair (padding included), reference pass time, peak memory (CUDA max allocated, or
+peak RSS on CPU), and the largest per-step loss difference from the first prefkit layout.
 
     python benchmarks/train.py                                   # tiny model, CPU
     python benchmarks/train.py --model smollm2 --pairs 32 --max-length 128
@@ -88,6 +90,13 @@ def setup(args):
     return tokenizer, model, rows, pairs, truncated
 
 
+def pair_tokens(pairs) -> float:
+    """Mean tokens of one pair as TRL feeds it without padding (prompt + chosen + prompt + rejected): the
+    same data-token count for every trainer and layout, so tokens/s compares like with like."""
+    total = sum(2 * len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs)
+    return total / max(len(pairs), 1)
+
+
 def median_rate(rates: list[float]) -> float:
     """Median pairs/s over the steps after the first (warm-up); robust to a noisy shared machine."""
     timed = sorted(rates[1:] or rates)
@@ -105,6 +114,7 @@ def run_ours(args) -> dict:
     from accelerate import Accelerator
     from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout, supports_shared_prefix
     from prefkit_trainers.dpo.loop import LoopConfig, LoopData, build_optimizer, build_scheduler, train_loop
+    from prefkit_trainers.dpo.losses import LossOptions, parse_loss_spec
     from prefkit_trainers.dpo.reference import compute_reference_logprobs
 
     from prefkit.training import TrainConfig
@@ -114,14 +124,14 @@ def run_ours(args) -> dict:
     accelerator = Accelerator(
         mixed_precision="bf16" if args.dtype == "bf16" else "no", cpu=args.device == "cpu"
     )
-    shared_prefix = not args.no_shared_prefix and supports_shared_prefix(model)
+    layout = args.layout if supports_shared_prefix(model) else "separate"
     started = time.perf_counter()
     reference = compute_reference_logprobs(
         CompletionLogProbs(model),
         pairs,
         pad_id=tokenizer.pad_token_id,
         batch_size=args.batch_size * 2,
-        shared_prefix=shared_prefix,
+        layout=layout,
         device=accelerator.device,
         autocast=accelerator.autocast,
     )
@@ -134,7 +144,13 @@ def run_ours(args) -> dict:
         warmup_ratio=0.1,
         scheduler="linear",
     )
-    config = LoopConfig.from_options(options, shared_prefix=shared_prefix)
+    config = LoopConfig.from_options(
+        options,
+        loss=parse_loss_spec("sigmoid"),
+        loss_options=LossOptions(beta=0.1),
+        layout=layout,
+        eval_every_steps=0,
+    )
     scorer = accelerator.prepare(CompletionLogProbs(model))
     optimizer = accelerator.prepare(build_optimizer(scorer, config))
     steps = -(-len(pairs) // args.batch_size)
@@ -143,8 +159,10 @@ def run_ours(args) -> dict:
         accelerator, scorer, optimizer, scheduler, LoopData(pairs, reference, tokenizer.pad_token_id), config
     )
     return {
-        "trainer": "prefkit dpo" + (" (shared prefix)" if shared_prefix else ""),
+        "trainer": f"prefkit dpo ({layout})",
         "pairs_per_s": median_rate([r["pairs_per_s"] for r in outcome.history]),
+        "pair_tokens": pair_tokens(pairs),
+        "model_tokens_per_pair": median_rate([r["tokens_per_s"] / r["pairs_per_s"] for r in outcome.history]),
         "reference_seconds": reference_seconds,
         "peak_memory_mb": peak_memory_mb(args.device),
         "losses": [r["loss"] for r in outcome.history],
@@ -209,6 +227,8 @@ def run_trl(args, precompute: bool) -> dict:
     return {
         "trainer": "trl DPOTrainer" + (" (precompute_ref_log_probs)" if precompute else ""),
         "pairs_per_s": median_rate([size / seconds for size, seconds in zip(sizes, step_times, strict=True)]),
+        "pair_tokens": pair_tokens(pairs),
+        "model_tokens_per_pair": None,
         "reference_seconds": setup_seconds if precompute else None,
         "peak_memory_mb": peak_memory_mb(args.device),
         "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
@@ -225,7 +245,8 @@ def child(args) -> None:
     import torch
 
     torch.manual_seed(0)
-    if args.only == "ours":
+    if args.only.startswith("ours-"):
+        args.layout = args.only.removeprefix("ours-")
         result = run_ours(args)
     else:
         result = run_trl(args, precompute=args.only == "trl-precompute")
@@ -236,10 +257,8 @@ def spawn(args, which: str) -> dict | None:
     command = [sys.executable, __file__, "--only", which] + [
         f"--{k.replace('_', '-')}={v}"
         for k, v in vars(args).items()
-        if k not in ("only", "no_shared_prefix", "skip_trl", "repeats")
+        if k not in ("only", "layouts", "skip_trl", "repeats", "layout")
     ]
-    if args.no_shared_prefix:
-        command.append("--no-shared-prefix")
     completed = subprocess.run(command, capture_output=True, text=True)
     for line in completed.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -263,7 +282,11 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--no-shared-prefix", action="store_true", help="use TRL's 2B-row layout in ours too")
+    parser.add_argument(
+        "--layouts",
+        default="separate,shared_prefix,padding_free",
+        help="prefkit batch layouts to run (comma-separated)",
+    )
     parser.add_argument("--skip-trl", action="store_true")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per trainer; best kept")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
@@ -276,7 +299,7 @@ def main() -> None:
         from prefkit.testing import build_tiny_llama
 
         args.model = str(build_tiny_llama(Path(tempfile.gettempdir()) / "prefkit-bench-tiny-llama"))
-    runs = ["ours"]
+    runs = [f"ours-{layout}" for layout in args.layouts.split(",")]
     if args.skip_trl:
         print("TRL skipped (--skip-trl)")
     elif importlib.util.find_spec("trl") is None or importlib.util.find_spec("datasets") is None:
@@ -292,22 +315,31 @@ def main() -> None:
             ):
                 best[which] = result
     results = [best[which] for which in runs if which in best]
-    if not results or "ours" not in best:
+    if not results or runs[0] not in best:
         sys.exit("the prefkit run failed")
     print(
         f"\nmodel {args.model} | device {args.device} {args.dtype} | {args.pairs} pairs | batch {args.batch_size}"
         f" | max length {args.max_length}"
     )
-    print(f"{'trainer':44} {'pairs/s':>9} {'ref pass s':>10} {'peak MB':>9} {'max |dloss|':>11}")
+    header = f"{'trainer':44} {'pairs/s':>8} {'tokens/s':>9} {'model tok/pair':>14} {'ref pass s':>10}"
+    print(f"{header} {'peak MB':>8} {'max |dloss|':>11}")
     ours = results[0]
     for result in results:
         diff = max(
             (abs(a - b) for a, b in zip(ours["losses"], result["losses"], strict=False)), default=float("nan")
         )
         ref = "" if result["reference_seconds"] is None else f"{result['reference_seconds']:.2f}"
+        per_pair = result["model_tokens_per_pair"]
+        per_pair = "" if per_pair is None else f"{per_pair:.0f}"
+        tokens_per_s = result["pairs_per_s"] * result["pair_tokens"]
         print(
-            f"{result['trainer']:44} {result['pairs_per_s']:9.2f} {ref:>10} {result['peak_memory_mb']:9.0f} {diff:11.2e}"
+            f"{result['trainer']:44} {result['pairs_per_s']:8.2f} {tokens_per_s:9.0f} {per_pair:>14} {ref:>10}"
+            f" {result['peak_memory_mb']:8.0f} {diff:11.2e}"
         )
+    print(
+        "tokens/s: data tokens (prompt+chosen+prompt+rejected, no padding) per second, equal work per pair;"
+    )
+    print("model tok/pair: tokens the forward pass runs per pair, padding and shared prompts included.")
     for result in results[1:]:
         same = result["tokens"] == ours["tokens"]
         print(

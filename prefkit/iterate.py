@@ -117,13 +117,16 @@ def check_before_start(config: IterateConfig, initial: str) -> None:
     from prefkit.labeling.registry import check_labeler
     from prefkit.plugins import load_plugin
     from prefkit.records import read_prompts
+    from prefkit.training import trainer_options
 
     _, label_config, train_config = stage_configs(config, initial, "policy", 1)
     check_labeler(label_config.labeler, label_config.labeler_options)
-    trainer = load_plugin("trainers", train_config.trainer)
-    check = getattr(trainer() if isinstance(trainer, type) else trainer, "check_config", None)
+    trainer_class = load_plugin("trainers", train_config.trainer)
+    trainer = trainer_class() if isinstance(trainer_class, type) else trainer_class
+    check = getattr(trainer, "check_config", None)
     if callable(check):
         check(train_config)
+    trainer_options(trainer, train_config)  # `[train.options]`, by the plugin's own options model
     for name in config.evaluators:
         # reward-kl gets its reference and prompts from the run (see evaluate_rounds)
         options = dict(config.eval_options.get(name, {}))

@@ -143,6 +143,21 @@ def load_causal_lm(
     return model.to(device or default_device())
 
 
+def check_same_tokenizer(policy_tokenizer, reference: str) -> None:
+    """Preference training compares log-probs of the same token ids under two models: they must share a
+    tokenizer (vocabulary and EOS); a ModelError naming the reference otherwise."""
+    reference_tokenizer = load_tokenizer(reference)
+    if (
+        reference_tokenizer.get_vocab() != policy_tokenizer.get_vocab()
+        or reference_tokenizer.eos_token_id != policy_tokenizer.eos_token_id
+    ):
+        raise ModelError(
+            "the reference model's tokenizer differs from the policy's (vocabulary or EOS)",
+            file=resolve_model(reference),
+            hint="pick a reference of the same model family, or use --reference policy",
+        )
+
+
 def default_device() -> str:
     import torch
 

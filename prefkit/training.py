@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.validation import STRICT_CONFIG, check_no_nulls, reading
@@ -34,6 +34,21 @@ STATE_FOLDER = ".train-state"
 METRICS_FILE = "metrics.jsonl"
 # run history, not the model: left out of a checkpoint's content hash (weights, config, tokenizer only)
 NOT_MODEL_FILES = (METRICS_FILE, "tensorboard/", "timings.json", "training_args.bin")
+# options that were TrainConfig fields before plugins declared their own; still accepted there
+LEGACY_OPTIONS = frozenset(
+    {
+        "label_smoothing",
+        "alpha",
+        "gamma",
+        "gradient_checkpointing",
+        "lora",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "eval_every_steps",
+        "shared_prefix",
+    }
+)
 RUN_FACTS = ("memory/", "pairs_per_s", "tokens_per_s", "lr", "grad_norm")  # in metrics.jsonl, not the summary
 
 
@@ -45,7 +60,7 @@ class TrainConfig(BaseModel):
     trainer: str = "dpo"
     policy: str = "smollm2"
     reference: str = "policy"  # "policy" (initial policy), "none" (reference-free) or a model folder
-    loss: str = "sigmoid"  # sigmoid | ipo | hinge | rdpo | simpo | sft
+    loss: str = "sigmoid"  # a loss name or a weighted mix "sigmoid:1,sft:0.2" (the plugin checks the names)
     beta: float | list[float] = 0.1
     learning_rate: float = 5e-5
     epochs: int = 2
@@ -57,23 +72,32 @@ class TrainConfig(BaseModel):
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
-    label_smoothing: float = 0.0
-    alpha: float = 0.0  # R-DPO length weight (per token of length difference)
-    gamma: float = 0.0  # SimPO target margin
     dtype: str = "auto"  # auto = fp32 on CPU, bf16 autocast on GPU
-    gradient_checkpointing: bool = False
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
     eval_fraction: float = 0.0
     save_every_steps: int = 50
-    eval_every_steps: int = 0
     use_chat_template: bool | None = None  # None = the preferences manifest's `use_chat_template`
     shuffle: bool = True
-    shared_prefix: bool = True  # run each prompt once for its chosen and rejected completions
     collapse_threshold: float = 1.0  # nats/token drop of the chosen log-prob that marks a run degenerate
     trust_remote_code: bool = False
+    # the trainer plugin's own options (`--trainer-option key=value`, `[train.options]`), validated by its
+    # `options_model` before anything runs
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_options(cls, values: Any) -> Any:
+        """Fields that used to sit here (`--label-smoothing`, `[train] lora = true`) become plugin options."""
+        if not isinstance(values, dict) or not LEGACY_OPTIONS & values.keys():
+            return values
+        values = dict(values)
+        options = dict(values.get("options") or {})
+        for key in LEGACY_OPTIONS & values.keys():
+            value = values.pop(key)
+            if key in options and options[key] != value:
+                raise ValueError(f"{key} is given twice (as a field and in options) with different values")
+            options[key] = value
+        values["options"] = options
+        return values
 
     @field_validator("beta", mode="before")
     @classmethod
@@ -105,10 +129,8 @@ class TrainConfig(BaseModel):
             (self.max_grad_norm > 0, "max_grad_norm", "must be > 0"),
             (self.scheduler in SCHEDULERS, "scheduler", f"must be one of {', '.join(SCHEDULERS)}"),
             (self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}"),
-            (0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)"),
             (0 <= self.eval_fraction < 1, "eval_fraction", "must be in [0, 1)"),
             (self.save_every_steps >= 0, "save_every_steps", "must be >= 0 (0 = never)"),
-            (self.lora_r >= 1, "lora_r", "must be >= 1"),
         ]
         for ok, name, message in checks:
             if not ok:
@@ -133,6 +155,7 @@ class TrainRequest:
     eval_indices: list[int]
     cache_dir: Path  # persistent caches (reference log-probs) live under here
     progress: bool = True
+    options: Any = None  # config.options validated by the plugin's options_model
 
 
 @dataclass
@@ -148,13 +171,70 @@ class TrainResult:
 
 @runtime_checkable
 class TrainerPlugin(Protocol):
-    """A trainer found through the `prefkit.trainers` entry-point group (instantiated with no arguments)."""
+    """A trainer found through the `prefkit.trainers` entry-point group (instantiated with no arguments).
+
+    `options_model` (a pydantic model class, `extra="forbid"`) declares the plugin's own options; a plugin
+    without one accepts none. `check(config, options)` (optional) refuses combinations before any work.
+    """
 
     name: str
 
     def train(self, request: TrainRequest) -> TrainResult:
         """Train on request.train_indices of the preferences; write the model folder into request.work_dir."""
         ...
+
+
+def loss_terms(text: str) -> list[tuple[str, float]]:
+    """`--loss` as (name, weight) terms: 'sigmoid' -> [('sigmoid', 1.0)], 'sigmoid:1,sft:0.2' -> two terms.
+
+    Weights must be finite and > 0 and a name may appear once; which names exist is the plugin's business."""
+    terms: list[tuple[str, float]] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        name, _, weight_text = (piece.strip() for piece in part.partition(":"))
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise ValueError(f"loss weight of '{name}' must be a number, got '{weight_text}'") from None
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"loss weight of '{name}' must be > 0, got {weight_text}")
+        if any(name == seen for seen, _ in terms):
+            raise ValueError(f"loss '{name}' is listed twice")
+        terms.append((name, weight))
+    if not terms:
+        raise ValueError("no loss named")
+    return terms
+
+
+def trainer_options(plugin: Any, config: TrainConfig) -> Any:
+    """config.options validated by the plugin's options model, then its own check; a ConfigError naming the
+    option otherwise (an option the plugin does not declare is refused, never ignored)."""
+    name = getattr(plugin, "name", config.trainer)
+    model = getattr(plugin, "options_model", None)
+    if model is None:
+        if config.options:
+            key = sorted(config.options)[0]
+            raise ConfigError(f"the {name} trainer takes no options, got '{key}'", field=f"options.{key}")
+        return None
+    try:
+        options = model(**config.options)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "options"
+        if first["type"] == "extra_forbidden":
+            refused = getattr(model, "refused", {}).get(key)
+            message = f"the {name} trainer cannot honour option '{key}'" + (f": {refused}" if refused else "")
+            known = ", ".join(sorted(model.model_fields))
+            raise ConfigError(message, field=f"options.{key}", hint=f"its options: {known}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if key == "options":  # a model-level check names its field first ("ld_alpha must be in [0, 1]")
+            key = message.split()[0]
+        raise ConfigError(message, field=f"options.{key}") from None
+    check = getattr(plugin, "check", None)
+    if check is not None:
+        check(config, options)
+    return options
 
 
 def split_indices(prompt_ids: Sequence[str], eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -247,6 +327,7 @@ def train(
     check = getattr(plugin, "check_config", None)
     if callable(check):
         check(config)
+    trainer_options(plugin, config)  # bad options fail here, before any output exists
     train_rows, eval_rows = split_indices(table["prompt_id"].to_list(), config.eval_fraction, config.seed)
     use_chat_template = config.use_chat_template
     if use_chat_template is None:
@@ -304,6 +385,7 @@ def _train_one(
         eval_indices=eval_rows,
         cache_dir=cache_home(),
         progress=progress,
+        options=trainer_options(shared["plugin"], config),
     )
     result = shared["plugin"].train(request)
     degenerate = find_degeneracy(result.history, result.stopped_because, config.collapse_threshold)

@@ -66,6 +66,16 @@ def test_unknown_stage_option_fails_before_any_work(tiny_model_dir, prompts_file
     assert not (tmp_path / "run" / "round-01").exists()
 
 
+def test_bad_trainer_option_fails_before_any_work(tiny_model_dir, prompts_file, tmp_path):
+    config = tiny_run_config(
+        str(tiny_model_dir), str(prompts_file), train={"options": {"layout": "diagonal"}}
+    )
+    with pytest.raises(ConfigError, match="layout must be one of") as info:
+        iterate(config, tmp_path / "run", progress=False)
+    assert info.value.field == "options.layout"
+    assert not (tmp_path / "run").exists()
+
+
 def longer_wins(messages: list[dict]) -> str:
     """A dpo_helpfulness judge that prefers the longer response (A when equally long)."""
     text = messages[-1]["content"]

@@ -15,6 +15,20 @@ def _config_from_options(**options) -> object:
     return validated_config(TrainConfig, {key: value for key, value in options.items() if value is not None})
 
 
+def parse_trainer_options(items: list[str]) -> dict[str, str]:
+    """['layout=padding_free', 'wpo=true'] -> {'layout': 'padding_free', 'wpo': 'true'} (the plugin's
+    options model converts the values); a ConfigError naming the item when it has no '='."""
+    from prefkit.errors import ConfigError
+
+    options: dict[str, str] = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--trainer-option takes KEY=VALUE, got '{item}'", field="trainer-option")
+        options[key.strip()] = value.strip()
+    return options
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_command(
@@ -41,8 +55,9 @@ def register(app: typer.Typer) -> None:
         ),
         loss: str = typer.Option(
             "sigmoid",
-            help="sigmoid (DPO), ipo, hinge (SLiC), rdpo (length-regularised, --alpha), simpo (length-normalised, "
-            "reference-free, --gamma) or sft (Preferred-FT: NLL of the chosen completions).",
+            help="A loss name (sigmoid, ipo, hinge, rdpo, simpo, sft, and every TRL loss_type: exo_pair, nca_pair, "
+            "robust, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm) or a "
+            "weighted mix such as sigmoid:1,sft:0.2 (docs/trainers.md).",
         ),
         beta: str = typer.Option(
             "0.1",
@@ -64,18 +79,27 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(
             0, help="Seed for data order, initialisation of adapters and the eval split."
         ),
-        label_smoothing: float = typer.Option(
-            0.0, help="Conservative DPO: assumed fraction of flipped labels."
+        label_smoothing: float | None = typer.Option(
+            None,
+            help="Conservative DPO: assumed fraction of flipped labels (= --trainer-option label_smoothing=X).",
         ),
-        alpha: float = typer.Option(0.0, help="R-DPO weight of the length difference (tokens), loss rdpo."),
-        gamma: float = typer.Option(0.0, help="SimPO target reward margin, loss simpo."),
+        alpha: float | None = typer.Option(
+            None, help="R-DPO weight of the length difference (tokens), loss rdpo (a dpo option)."
+        ),
+        gamma: float | None = typer.Option(
+            None, help="SimPO target reward margin, loss simpo (a dpo option)."
+        ),
         dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 autocast on GPU), fp32 or bf16."),
-        gradient_checkpointing: bool = typer.Option(False, help="Recompute activations to save memory."),
-        lora: bool = typer.Option(
-            False, help="Train LoRA adapters (peft) and merge them into the saved model."
+        gradient_checkpointing: bool | None = typer.Option(
+            None,
+            "--gradient-checkpointing/--no-gradient-checkpointing",
+            help="Recompute activations to save memory.",
         ),
-        lora_r: int = typer.Option(16, help="LoRA rank."),
-        lora_alpha: int = typer.Option(32, help="LoRA alpha."),
+        lora: bool | None = typer.Option(
+            None, "--lora/--no-lora", help="Train LoRA adapters (peft) and merge them into the saved model."
+        ),
+        lora_r: int | None = typer.Option(None, help="LoRA rank (default 16)."),
+        lora_alpha: int | None = typer.Option(None, help="LoRA alpha (default 32)."),
         eval_fraction: float = typer.Option(0.0, help="Fraction of prompts held out for DPO eval metrics."),
         save_every_steps: int = typer.Option(50, help="Save resumable state every N steps (0 = never)."),
         chat_template: bool | None = typer.Option(
@@ -83,8 +107,16 @@ def register(app: typer.Typer) -> None:
             "--chat-template/--no-chat-template",
             help="Default: as recorded by the preferences artifact.",
         ),
-        shared_prefix: bool = typer.Option(
-            True, help="Run each prompt once for both completions (same log-probs, less compute)."
+        shared_prefix: bool | None = typer.Option(
+            None,
+            "--shared-prefix/--no-shared-prefix",
+            help="dpo: run each prompt once for both completions (the default layout; "
+            "--trainer-option layout=padding_free packs a micro-batch into one row).",
+        ),
+        trainer_option: list[str] = typer.Option(
+            [],
+            "--trainer-option",
+            help="KEY=VALUE option of the trainer plugin, repeatable (docs/trainers.md lists each plugin's).",
         ),
         force: bool = typer.Option(
             False, "--force", help="Replace an existing output with other inputs/config."
@@ -126,6 +158,7 @@ def register(app: typer.Typer) -> None:
             save_every_steps=save_every_steps,
             use_chat_template=chat_template,
             shared_prefix=shared_prefix,
+            options=parse_trainer_options(trainer_option) or None,
         )
         artifact = train(
             preferences,

@@ -56,7 +56,7 @@ def test_sequence_logprobs_sum_over_the_final_turn_only(tokenizer, tiny_model_di
     )
     model = load_causal_lm(str(tiny_model_dir), device="cpu")
     with torch.no_grad():
-        ours = CompletionLogProbs(model)(collate([pair], tokenizer.pad_token_id, False))
+        ours = CompletionLogProbs(model)(collate([pair], tokenizer.pad_token_id, False)).logps
         # independent: render the whole conversation, find where the final answer starts in the text
         full = tokenizer.apply_chat_template(row["prompt"] + row["chosen"], tokenize=False)
         answer_start = full.rindex("<|im_start|>assistant\n") + len("<|im_start|>assistant\n")

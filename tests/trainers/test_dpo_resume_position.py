@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from prefkit_trainers.dpo.data import epoch_order
 from prefkit_trainers.dpo.loop import LoopConfig, epoch_batches, planned_steps
+from prefkit_trainers.dpo.losses import LossOptions, parse_loss_spec
 from prefkit_trainers.dpo.train_state import Position
 
 
 def config(batch_size: int = 2, grad_accum: int = 1, epochs: int = 2) -> LoopConfig:
     values = dict(
-        loss="sigmoid", beta=0.1, learning_rate=1e-3, epochs=epochs, batch_size=batch_size,
-        grad_accum=grad_accum, warmup_ratio=0.0, scheduler="constant", weight_decay=0.0, max_grad_norm=1.0,
-        seed=3, label_smoothing=0.0, alpha=0.0, gamma=0.0, shuffle=True, shared_prefix=True,
-        save_every_steps=1, eval_every_steps=0,
+        loss=parse_loss_spec("sigmoid"), loss_options=LossOptions(beta=0.1), learning_rate=1e-3, epochs=epochs,
+        batch_size=batch_size, grad_accum=grad_accum, warmup_ratio=0.0, scheduler="constant", weight_decay=0.0,
+        max_grad_norm=1.0, seed=3, shuffle=True, layout="shared_prefix", save_every_steps=1, eval_every_steps=0,
     )  # fmt: skip
     return LoopConfig(**values)
 

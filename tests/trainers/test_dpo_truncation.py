@@ -107,7 +107,7 @@ def test_log_probs_differ_by_exactly_the_eos_term_in_both_layouts(tiny_model_dir
             batch = prepare_attention_mask(batch, policy, torch.float32)
             results[shared_prefix] = scorer(
                 batch
-            )  # [chosen keep, chosen no-eos, rejected keep, rejected no-eos]
+            ).logps  # [chosen keep, chosen no-eos, rejected keep, rejected no-eos]
         logits = policy(torch.tensor([keep.prompt + no_eos.chosen])).logits[0, -1].log_softmax(-1)
     eos_term = logits[tokenizer.eos_token_id].item()
     torch.testing.assert_close(results[False], results[True], atol=1e-4, rtol=1e-4)

@@ -8,6 +8,8 @@ is an nn.Module so DDP/FSDP see its forward (calling the backbone directly would
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from prefkit_trainers.dpo.data import PairBatch
 from torch import nn
@@ -27,12 +29,26 @@ LOGIT_TRANSFORMS = (
 )
 
 
-class CompletionLogProbs(nn.Module):
-    """Wraps a causal LM: `forward(batch) -> [2 * pairs]` summed log-probs (chosen first, then rejected)."""
+class SequenceLogProbs(NamedTuple):
+    """Per-sequence outputs ([2 * pairs] each, chosen first): summed log-probs (LD-DPO weighted when asked)
+    and, for WPO, the mean aligned log-prob log p(y_t) - log sum_v p(v)^2 (detached), else None."""
 
-    def __init__(self, causal_lm: nn.Module) -> None:
+    logps: torch.Tensor
+    wpo: torch.Tensor | None = None
+
+
+class CompletionLogProbs(nn.Module):
+    """Wraps a causal LM: `forward(batch) -> SequenceLogProbs` of every completion in the batch.
+
+    ld_alpha (LD-DPO): tokens past the shorter completion of a pair count ld_alpha times (None = plain sums).
+    wpo: also return the WPO aligned log-probs (one extra no-grad pass over the LM head).
+    """
+
+    def __init__(self, causal_lm: nn.Module, ld_alpha: float | None = None, wpo: bool = False) -> None:
         super().__init__()
         self.lm = causal_lm
+        self.ld_alpha = ld_alpha
+        self.wpo = wpo
         config = getattr(causal_lm, "config", None)
         self.head_only_on_completions = config is not None and not any(
             getattr(config, name, None) is not None for name in LOGIT_TRANSFORMS
@@ -42,7 +58,8 @@ class CompletionLogProbs(nn.Module):
         """The transformers model (below a PEFT wrapper, if any)."""
         return self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
 
-    def forward(self, batch: PairBatch) -> torch.Tensor:
+    def forward(self, batch: PairBatch) -> SequenceLogProbs:
+        aligned = None
         if self.head_only_on_completions:
             model = self.causal_lm()
             hidden = model.get_decoder()(
@@ -52,7 +69,20 @@ class CompletionLogProbs(nn.Module):
                 use_cache=False,
             ).last_hidden_state
             selected = hidden[batch.source_rows, batch.source_cols]
-            token_logprobs = chunked_head_logprobs(model.get_output_embeddings(), selected, batch.target_ids)
+            head = model.get_output_embeddings()
+            token_logprobs = chunked_head_logprobs(head, selected, batch.target_ids)
+            if self.wpo:
+                with torch.no_grad():
+                    aligned = torch.cat(
+                        [
+                            head_aligned_logprobs(head, h, t)
+                            for h, t in zip(
+                                selected.detach().split(HEAD_CHUNK_TOKENS),
+                                batch.target_ids.split(HEAD_CHUNK_TOKENS),
+                                strict=True,
+                            )
+                        ]
+                    )
         else:
             logits = (
                 self.lm(
@@ -65,8 +95,48 @@ class CompletionLogProbs(nn.Module):
                 .float()
             )
             token_logprobs = target_logprobs(logits, batch.target_ids)
-        sums = torch.zeros(2 * batch.num_pairs, dtype=token_logprobs.dtype, device=token_logprobs.device)
-        return sums.index_add(0, batch.sequence_index, token_logprobs)
+            if self.wpo:
+                aligned = aligned_logprobs(logits.detach(), batch.target_ids)
+        sequences = 2 * batch.num_pairs
+        weights = None if self.ld_alpha is None else ld_token_weights(batch, self.ld_alpha)
+        weighted = token_logprobs if weights is None else token_logprobs * weights
+        sums = torch.zeros(sequences, dtype=token_logprobs.dtype, device=token_logprobs.device)
+        sums = sums.index_add(0, batch.sequence_index, weighted)
+        wpo = None
+        if aligned is not None:
+            lengths = torch.cat([batch.chosen_lengths, batch.rejected_lengths]).clamp(min=1)
+            totals = torch.zeros(sequences, dtype=aligned.dtype, device=aligned.device)
+            wpo = totals.index_add(0, batch.sequence_index, aligned) / lengths.to(aligned.dtype)
+        return SequenceLogProbs(sums, wpo)
+
+
+def completion_positions(batch: PairBatch) -> torch.Tensor:
+    """Index of every completion token within its completion (0, 1, ...): a batch lists a sequence's
+    tokens contiguously and in order, so the position is the offset from the sequence's first token."""
+    tokens = batch.sequence_index.numel()
+    order = torch.arange(tokens, device=batch.sequence_index.device)
+    first = torch.full((2 * batch.num_pairs,), tokens, dtype=torch.long, device=order.device)
+    first = first.scatter_reduce(0, batch.sequence_index, order, reduce="amin")
+    return order - first[batch.sequence_index]
+
+
+def ld_token_weights(batch: PairBatch, ld_alpha: float) -> torch.Tensor:
+    """LD-DPO (Liu et al. 2024): weight 1 for tokens within the pair's shorter completion, ld_alpha past it."""
+    shared = torch.minimum(batch.chosen_lengths, batch.rejected_lengths)
+    shared = torch.cat([shared, shared]).to(batch.sequence_index.device)
+    beyond = completion_positions(batch) >= shared[batch.sequence_index]
+    weights = torch.ones(beyond.shape, dtype=torch.float32, device=beyond.device)
+    return weights.masked_fill(beyond, ld_alpha)
+
+
+def aligned_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """WPO's aligned log-prob per token: log p(target) - log sum_v p(v)^2."""
+    log_probs = torch.log_softmax(logits.float(), dim=1)
+    return log_probs.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(2 * log_probs, dim=1)
+
+
+def head_aligned_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return aligned_logprobs(head_logits_float32(head, hidden), targets)
 
 
 def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -74,8 +144,18 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=1)
 
 
+def head_logits_float32(head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """LM-head logits in float32 even under bf16 autocast (when the head's weights are float32): bf16 logits
+    move summed log-probs by nats per sequence, which is the size of a DPO margin."""
+    weight = getattr(head, "weight", None)
+    if weight is None or weight.dtype != torch.float32:
+        return head(hidden).float()
+    with torch.autocast(device_type=hidden.device.type, enabled=False):
+        return head(hidden.float())
+
+
 def head_token_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return target_logprobs(head(hidden).float(), targets)
+    return target_logprobs(head_logits_float32(head, hidden), targets)
 
 
 def chunked_head_logprobs(

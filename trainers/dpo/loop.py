@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from prefkit_trainers.dpo.data import TokenizedPair, collate, epoch_order, rank_batches
+from prefkit_trainers.dpo.data import TokenizedPair, epoch_order, rank_batches
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
-from prefkit_trainers.dpo.losses import preference_loss
+from prefkit_trainers.dpo.losses import LossOptions, LossSpec, PairLogProbs, preference_loss
+from prefkit_trainers.dpo.packing import collate_layout
 from prefkit_trainers.dpo.telemetry import MetricsLog, memory_report
 from prefkit_trainers.dpo.train_state import Position, load_state, save_state
 
@@ -27,10 +28,10 @@ from prefkit_trainers.dpo.train_state import Position, load_state, save_state
 @dataclass(frozen=True)
 class LoopConfig:
     """Options of one training run (the loop never branches on anything else). No defaults here:
-    prefkit.training.TrainConfig is the one place they are set; `from_options` copies them over."""
+    prefkit.training.TrainConfig and the plugin's DPOOptions set them; `from_options` copies them over."""
 
-    loss: str
-    beta: float
+    loss: LossSpec
+    loss_options: LossOptions
     learning_rate: float
     epochs: int
     batch_size: int
@@ -40,11 +41,8 @@ class LoopConfig:
     weight_decay: float
     max_grad_norm: float
     seed: int
-    label_smoothing: float
-    alpha: float
-    gamma: float
     shuffle: bool
-    shared_prefix: bool
+    layout: str  # separate | shared_prefix | padding_free
     save_every_steps: int
     eval_every_steps: int
 
@@ -130,29 +128,29 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: LoopConfig, total_
 
 def run_batch(accelerator, model, data_pairs, reference, indices, config: LoopConfig, pad_id: int):
     """Forward one micro-batch: returns (loss, metrics, pairs, tokens)."""
-    batch = collate([data_pairs[i] for i in indices], pad_id, config.shared_prefix).to(accelerator.device)
+    batch = collate_layout([data_pairs[i] for i in indices], pad_id, config.layout).to(accelerator.device)
     scorer = accelerator.unwrap_model(model)
     batch = prepare_attention_mask(batch, scorer.causal_lm(), next(scorer.parameters()).dtype)
     with accelerator.autocast():
-        logps = model(batch)
-    policy_chosen, policy_rejected = logps.split(len(indices))
+        outputs = model(batch)
+    count = len(indices)
+    policy_chosen, policy_rejected = outputs.logps.split(count)
+    chosen_wpo, rejected_wpo = outputs.wpo.split(count) if outputs.wpo is not None else (None, None)
     ref_chosen = ref_rejected = None
     if reference is not None:
-        ref_chosen = reference[0][indices].to(logps.device)
-        ref_rejected = reference[1][indices].to(logps.device)
-    loss, metrics = preference_loss(
-        config.loss,
+        ref_chosen = reference[0][indices].to(outputs.logps.device)
+        ref_rejected = reference[1][indices].to(outputs.logps.device)
+    record = PairLogProbs(
         policy_chosen,
         policy_rejected,
         ref_chosen,
         ref_rejected,
-        beta=config.beta,
-        chosen_lengths=batch.chosen_lengths,
-        rejected_lengths=batch.rejected_lengths,
-        label_smoothing=config.label_smoothing,
-        alpha=config.alpha,
-        gamma=config.gamma,
+        batch.chosen_lengths,
+        batch.rejected_lengths,
+        chosen_wpo,
+        rejected_wpo,
     )
+    loss, metrics = preference_loss(config.loss, record, config.loss_options)
     metrics["logps/chosen_mean"] = policy_chosen.detach().sum() / batch.chosen_lengths.sum().clamp(min=1)
     return loss, metrics, len(indices), batch.num_tokens
 

@@ -15,7 +15,8 @@ from prefkit_trainers.dpo.loop import (
     planned_steps,
     train_loop,
 )
-from prefkit_trainers.dpo.losses import LOSS_NAMES
+from prefkit_trainers.dpo.losses import needs_reference
+from prefkit_trainers.dpo.options import DPOOptions, checked_loss
 from prefkit_trainers.dpo.reference import (
     compute_reference_logprobs,
     load_cached,
@@ -35,7 +36,7 @@ from prefkit_trainers.dpo.telemetry import MetricsLog, read_metrics
 from prefkit_trainers.dpo.train_state import Position, read_position
 
 from prefkit.errors import ConfigError, ModelError
-from prefkit.models import load_causal_lm, load_tokenizer, resolve_model
+from prefkit.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
 from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
 from prefkit.validation import check_safetensors
 
@@ -44,13 +45,18 @@ class DPOTrainerPlugin:
     """Direct preference optimisation with pure-function losses, cached reference log-probs and accelerate."""
 
     name = "dpo"
+    options_model = DPOOptions
+
+    def check(self, config: TrainConfig, options: DPOOptions) -> None:
+        """Refuse a bad loss name or mix, or a combination the losses do not define, before any work."""
+        try:
+            checked_loss(config.loss, options, config.betas()[0])
+        except ValueError as error:
+            raise ConfigError(str(error), field="loss") from None
 
     def check_config(self, config: TrainConfig) -> None:
-        """Refuse what this trainer cannot run before any output exists: an unknown loss, no tokenizer."""
-        if config.loss not in LOSS_NAMES:
-            raise ConfigError(
-                f"unknown loss '{config.loss}' (choose from {', '.join(LOSS_NAMES)})", field="loss"
-            )
+        """Refuse models this trainer cannot run before any output exists: no tokenizer, unreadable weights
+        (the loss and the options are checked by `check`)."""
         for model in (config.policy, config.reference):
             if model not in ("policy", "none"):
                 load_tokenizer(model, trust_remote_code=config.trust_remote_code)
@@ -59,6 +65,9 @@ class DPOTrainerPlugin:
     def train(self, request: TrainRequest) -> TrainResult:
         config = request.config
         self.check_config(config)
+        options = request.options if request.options is not None else DPOOptions(**config.options)
+        self.check(config, options)
+        loss_spec, loss_options = checked_loss(config.loss, options, config.betas()[0])
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
         from accelerate.utils import set_seed
@@ -90,17 +99,24 @@ class DPOTrainerPlugin:
             config.policy, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
         )
         disable_dropout(policy)
-        shared_prefix = config.shared_prefix and supports_shared_prefix(policy)
+        # the two masked layouts need sdpa/eager attention; flash kernels fall back to separate rows
+        layout = options.layout if supports_shared_prefix(policy) else "separate"
         reference, cache_status = reference_logprobs(
-            accelerator, request, policy, tokenizer, pairs, shared_prefix
+            accelerator, request, policy, tokenizer, pairs, layout, options, needs_reference(loss_spec)
         )
 
-        if config.lora:
-            policy = add_lora(policy, config.lora_r, config.lora_alpha, config.lora_dropout)
-        if config.gradient_checkpointing or (sharding is not None and sharding.activation_checkpointing):
+        if options.lora:
+            policy = add_lora(policy, options.lora_r, options.lora_alpha, options.lora_dropout)
+        if options.gradient_checkpointing or (sharding is not None and sharding.activation_checkpointing):
             policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        loop_config = LoopConfig.from_options(config, shared_prefix=shared_prefix)
-        model = CompletionLogProbs(policy)
+        loop_config = LoopConfig.from_options(
+            config,
+            loss=loss_spec,
+            loss_options=loss_options,
+            layout=layout,
+            eval_every_steps=options.eval_every_steps,
+        )
+        model = CompletionLogProbs(policy, ld_alpha=options.ld_alpha, wpo=options.wpo)
         if sharding is not None:
             model = shard_model(model.to(accelerator.device), sharding, accelerator.device)
         else:
@@ -142,8 +158,8 @@ class DPOTrainerPlugin:
             fresh = load_causal_lm(
                 config.policy, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
             )
-            if config.lora:
-                fresh = add_lora(fresh, config.lora_r, config.lora_alpha, config.lora_dropout)
+            if options.lora:
+                fresh = add_lora(fresh, options.lora_r, options.lora_alpha, options.lora_dropout)
             return fresh
 
         save_model(accelerator, model, tokenizer, request.work_dir, unsharded_policy)
@@ -157,7 +173,7 @@ class DPOTrainerPlugin:
             counts={"truncated_pairs": truncated},
             extra={
                 "reference_cache": cache_status,
-                "shared_prefix": shared_prefix,
+                "layout": layout,
                 "processes": accelerator.num_processes,
                 "sharding": "fsdp2" if sharding is not None else None,
             },
@@ -189,31 +205,26 @@ def add_lora(model, rank: int, alpha: int, dropout: float):
     return peft.get_peft_model(model, lora)
 
 
-def check_same_tokenizer(policy_tokenizer, reference: str) -> None:
-    """DPO compares log-probs of the same token ids under two models, so they must share a tokenizer."""
-    reference_tokenizer = load_tokenizer(reference)
-    if (
-        reference_tokenizer.get_vocab() != policy_tokenizer.get_vocab()
-        or reference_tokenizer.eos_token_id != policy_tokenizer.eos_token_id
-    ):
-        raise ModelError(
-            "the reference model's tokenizer differs from the policy's (vocabulary or EOS)",
-            file=resolve_model(reference),
-            hint="pick a reference of the same model family, or use --reference policy",
-        )
-
-
 def reference_logprobs(
-    accelerator, request: TrainRequest, policy, tokenizer, pairs: list[TokenizedPair], shared_prefix
+    accelerator,
+    request: TrainRequest,
+    policy,
+    tokenizer,
+    pairs: list[TokenizedPair],
+    layout: str,
+    options: DPOOptions,
+    needed: bool,
 ):
     """(chosen, rejected) reference log-probs for every pair from the persistent cache, computing them once."""
     config = request.config
-    if config.reference == "none" or config.loss == "simpo":
+    if config.reference == "none" or not needed:
         return None, "reference-free"
     location = config.policy if config.reference == "policy" else config.reference
     if config.reference != "policy":
         check_same_tokenizer(tokenizer, config.reference)
-    key = reference_cache_key(model_content_hash(location), pairs, accelerator.mixed_precision)
+    key = reference_cache_key(
+        model_content_hash(location), pairs, accelerator.mixed_precision, options.ld_alpha
+    )
     status = "hit"
     if accelerator.is_main_process and load_cached(request.cache_dir, key, len(pairs)) is None:
         status = "computed"
@@ -222,17 +233,24 @@ def reference_logprobs(
             model = load_causal_lm(
                 location, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
             )
-        scorer = CompletionLogProbs(model.to(accelerator.device))
+        scorer = CompletionLogProbs(model.to(accelerator.device), ld_alpha=options.ld_alpha)
         chosen, rejected = compute_reference_logprobs(
             scorer,
             pairs,
             pad_id=tokenizer.pad_token_id,
             batch_size=max(config.batch_size, 8),
-            shared_prefix=shared_prefix and supports_shared_prefix(model),
+            layout=layout if supports_shared_prefix(model) else "separate",
             device=accelerator.device,
             autocast=accelerator.autocast,
         )
-        save_cached(request.cache_dir, key, chosen, rejected, model=str(location))
+        save_cached(
+            request.cache_dir,
+            key,
+            chosen,
+            rejected,
+            model=str(location),
+            precision=accelerator.mixed_precision,
+        )
         if model is not policy:
             del model, scorer
     accelerator.wait_for_everyone()

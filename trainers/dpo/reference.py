@@ -16,20 +16,36 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from prefkit_trainers.dpo.data import TokenizedPair, collate, pairs_hash
+from prefkit_trainers.dpo.data import TokenizedPair, pairs_hash
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
+from prefkit_trainers.dpo.packing import collate_layout
 
 CACHE_FOLDER = "reference-logprobs"
 
 
-def reference_cache_key(model_hash: str, pairs: Sequence[TokenizedPair], precision: str) -> str:
-    """One key per (reference model content, token ids of the pairs, compute precision)."""
+def reference_cache_key(
+    model_hash: str, pairs: Sequence[TokenizedPair], precision: str, ld_alpha: float | None = None
+) -> str:
+    """One key per (reference model content, token ids of the pairs, compute precision, LD-DPO weight)."""
     payload = f"{model_hash}|{pairs_hash(pairs)}|{precision}|v1"
+    if ld_alpha is not None:  # LD-DPO sums are other numbers; plain sums keep their earlier keys
+        payload += f"|ld_alpha={ld_alpha!r}"
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def cache_path(cache_root: Path, key: str) -> Path:
     return cache_root / CACHE_FOLDER / f"{key[:2]}" / f"{key}.safetensors"
+
+
+def cached_metadata(cache_root: Path, key: str) -> dict[str, str]:
+    """The metadata of a cache entry (model, precisions); empty when absent."""
+    from safetensors import safe_open
+
+    path = cache_path(cache_root, key)
+    if not path.exists():
+        return {}
+    with safe_open(str(path), framework="pt") as handle:
+        return dict(handle.metadata() or {})
 
 
 def load_cached(cache_root: Path, key: str, expected_pairs: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -45,8 +61,18 @@ def load_cached(cache_root: Path, key: str, expected_pairs: int) -> tuple[torch.
     return tensors["chosen"], tensors["rejected"]
 
 
-def save_cached(cache_root: Path, key: str, chosen: torch.Tensor, rejected: torch.Tensor, model: str) -> Path:
-    """Write the cache file atomically (a crash never leaves a half-written entry)."""
+def save_cached(
+    cache_root: Path,
+    key: str,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    model: str,
+    precision: str = "no",
+) -> Path:
+    """Write the cache file atomically (a crash never leaves a half-written entry).
+
+    The metadata records the model and the backbone precision (accelerate's mixed_precision: 'no' = fp32,
+    'bf16' = bf16 autocast); the LM head, log-softmax and sums always run in float32 (logprobs.py)."""
     from safetensors.torch import save_file
 
     path = cache_path(cache_root, key)
@@ -55,7 +81,7 @@ def save_cached(cache_root: Path, key: str, chosen: torch.Tensor, rejected: torc
     save_file(
         {"chosen": chosen.contiguous(), "rejected": rejected.contiguous()},
         str(tmp),
-        metadata={"model": model},
+        metadata={"model": model, "backbone_precision": precision, "logsoftmax_precision": "float32"},
     )
     os.replace(tmp, path)
     return path
@@ -68,7 +94,7 @@ def compute_reference_logprobs(
     *,
     pad_id: int,
     batch_size: int,
-    shared_prefix: bool,
+    layout: str,
     device: torch.device | str,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,10 +109,10 @@ def compute_reference_logprobs(
     dtype = next(scorer.parameters()).dtype
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        batch = collate([pairs[i] for i in indices], pad_id, shared_prefix).to(device)
+        batch = collate_layout([pairs[i] for i in indices], pad_id, layout).to(device)
         batch = prepare_attention_mask(batch, scorer.causal_lm(), dtype)
         with autocast():
-            logps = scorer(batch).float().cpu()
+            logps = scorer(batch).logps.float().cpu()
         chosen[indices], rejected[indices] = logps[: len(indices)], logps[len(indices) :]
     scorer.train(was_training)
     return chosen, rejected

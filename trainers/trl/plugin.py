@@ -1,40 +1,111 @@
 """`trl`: hand the same preferences artifact to TRL's DPOTrainer, so users can compare it with `dpo`.
 
-Options map onto `trl.DPOConfig` (TRL >= 1.0); those TRL's DPOTrainer has no equivalent for (R-DPO's alpha,
-SimPO, reference-free, label smoothing of the sigmoid loss) raise a ConfigError naming the `dpo` trainer.
+Shared options (TrainConfig) and the plugin's own (TRLOptions, `--trainer-option key=value`) map onto
+`trl.DPOConfig` (TRL >= 1.16): every loss type and mix, f-divergences, WPO, LD-DPO, LoRA. What TRL's
+DPOTrainer has no equivalent for (R-DPO, SimPO, reference-free, label smoothing of the sigmoid loss, prefkit's
+batch layouts) is refused with one line naming the option, before any work; nothing is silently ignored.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
 
 from prefkit.chat import wants_chat_template
 from prefkit.conversation import assistant_turn, completion_text, is_conversation
 from prefkit.errors import ConfigError, require_module
-from prefkit.models import load_causal_lm, load_tokenizer
-from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
+from prefkit.models import check_same_tokenizer, load_causal_lm, load_tokenizer
+from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult, loss_terms
+from prefkit.validation import STRICT_CONFIG
 
-LOSS_TYPES = {"sigmoid": "sigmoid", "ipo": "ipo", "hinge": "hinge", "sft": "sft"}
+# TRL 1.16's loss_type names; prefkit's `dpo` names the same losses the same way
+LOSS_TYPES = frozenset(
+    {
+        "sigmoid",
+        "hinge",
+        "ipo",
+        "exo_pair",
+        "nca_pair",
+        "robust",
+        "bco_pair",
+        "sppo_hard",
+        "aot",
+        "aot_unpaired",
+        "apo_zero",
+        "apo_down",
+        "discopop",
+        "sft",
+        "sigmoid_norm",
+    }
+)
+LABEL_SMOOTHING_LOSSES = {
+    "robust",
+    "exo_pair",
+    "aot",
+    "aot_unpaired",
+}  # TRL's sigmoid ignores label_smoothing
 METRIC_NAMES = {"learning_rate": "lr"}
 
 
-def check_supported(config: TrainConfig) -> None:
-    """Refuse options TRL's DPOTrainer cannot express, instead of silently training something else."""
-    problems = []
-    if config.loss not in LOSS_TYPES:
-        problems.append(f"loss '{config.loss}'")
-    if config.reference == "none":
-        problems.append("reference 'none'")
-    if config.alpha or config.gamma:
-        problems.append("alpha/gamma")
-    if config.label_smoothing:
-        problems.append("label_smoothing")
-    if problems:
+class TRLOptions(BaseModel):
+    """The `trl` trainer's options: each maps onto one DPOConfig / LoraConfig field."""
+
+    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
+    # options of the `dpo` trainer TRL has no equivalent for: refused with this reason, never ignored
+    refused: ClassVar[dict[str, str]] = {
+        "alpha": "R-DPO's length penalty is a `dpo` loss (--trainer dpo --loss rdpo)",
+        "gamma": "SimPO's margin is a `dpo` loss (--trainer dpo --loss simpo)",
+        "layout": "TRL pads every chosen and rejected sequence separately (its padding_free pads anyway)",
+        "shared_prefix": "TRL runs the prompt once per completion",
+    }
+
+    label_smoothing: float = 0.0  # DPOConfig.label_smoothing (read by robust, exo_pair, aot)
+    discopop_tau: float = 0.05  # DPOConfig.discopop_tau
+    f_divergence: str = "reverse_kl"  # DPOConfig.f_divergence_type
+    f_alpha: float = 0.5  # DPOConfig.f_alpha_divergence_coef
+    wpo: bool = False  # DPOConfig.use_weighting
+    ld_alpha: float | None = None  # DPOConfig.ld_alpha
+    gradient_checkpointing: bool = False
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    eval_every_steps: int = 0  # eval_strategy "steps" with eval_steps (0 = once per epoch)
+
+
+def loss_mix(loss: str) -> tuple[list[str], list[float]]:
+    """prefkit's `--loss` ('sigmoid' or 'sigmoid:1,sft:0.2') as TRL's loss_type and loss_weights lists."""
+    try:
+        terms = loss_terms(loss)
+    except ValueError as error:
+        raise ConfigError(str(error), field="loss") from None
+    return [name for name, _ in terms], [weight for _, weight in terms]
+
+
+def check_supported(config: TrainConfig, options: TRLOptions) -> None:
+    """Refuse what TRL's DPOTrainer cannot express, one line naming it, instead of training something else."""
+    names, _ = loss_mix(config.loss)
+    unsupported = [name for name in names if name not in LOSS_TYPES]
+    if unsupported:
         raise ConfigError(
-            f"the trl trainer does not support {', '.join(problems)}",
-            field="trainer",
-            hint="use --trainer dpo, which supports every prefkit loss",
+            f"the trl trainer has no loss '{unsupported[0]}'",
+            field="loss",
+            hint=f"TRL's loss types: {', '.join(sorted(LOSS_TYPES))}; --trainer dpo has every prefkit loss",
+        )
+    if config.reference == "none":
+        raise ConfigError(
+            "the trl trainer cannot train reference-free (reference 'none')",
+            field="reference",
+            hint="use --trainer dpo",
+        )
+    if options.label_smoothing and not set(names) & LABEL_SMOOTHING_LOSSES:
+        raise ConfigError(
+            f"the trl trainer cannot honour option 'label_smoothing' with loss '{config.loss}' "
+            "(TRL reads it only for robust, exo_pair, aot, aot_unpaired)",
+            field="options.label_smoothing",
+            hint="conservative DPO (label-smoothed sigmoid) is --trainer dpo",
         )
 
 
@@ -72,15 +143,21 @@ class TRLTrainerPlugin:
     """TRL's DPOTrainer on prefkit artifacts (same split, tokenizer and hyper-parameters)."""
 
     name = "trl"
+    options_model = TRLOptions
+
+    def check(self, config: TrainConfig, options: TRLOptions) -> None:
+        """Run before any work (prefkit.training.trainer_options)."""
+        check_supported(config, options)
 
     def check_config(self, config: TrainConfig) -> None:
-        """Refuse unsupported options and a policy without tokenizer before any output exists."""
-        check_supported(config)
+        """Refuse a policy without tokenizer before any output exists (loss and options: `check`)."""
         load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
 
     def train(self, request: TrainRequest) -> TrainResult:
         config = request.config
-        check_supported(config)
+        options = request.options if request.options is not None else TRLOptions(**config.options)
+        check_supported(config, options)
+        loss_types, loss_weights = loss_mix(config.loss)
         trl = require_module("trl", "pip install 'prefkit[trl]'")
         datasets = require_module("datasets", "pip install 'prefkit[trl]'")
         import torch
@@ -100,8 +177,6 @@ class TRLTrainerPlugin:
 
         ref_model = None
         if config.reference != "policy":
-            from prefkit_trainers.dpo.plugin import check_same_tokenizer
-
             check_same_tokenizer(tokenizer, config.reference)
             ref_model = load_causal_lm(config.reference, dtype="float32", device="cpu")
         model = load_causal_lm(
@@ -110,10 +185,20 @@ class TRLTrainerPlugin:
         cuda = torch.cuda.is_available()
         eval_dataset = dataset(request.eval_indices)
         output_dir = request.state_dir / "trl"
+        eval_strategy = "no"
+        if eval_dataset is not None:
+            eval_strategy = "steps" if options.eval_every_steps else "epoch"
         args = trl.DPOConfig(
             output_dir=str(output_dir),
             beta=config.beta,
-            loss_type=[LOSS_TYPES[config.loss]],
+            loss_type=loss_types,
+            loss_weights=loss_weights,
+            label_smoothing=options.label_smoothing,
+            discopop_tau=options.discopop_tau,
+            f_divergence_type=options.f_divergence,
+            f_alpha_divergence_coef=options.f_alpha,
+            use_weighting=options.wpo,
+            ld_alpha=options.ld_alpha,
             learning_rate=config.learning_rate,
             num_train_epochs=config.epochs,
             per_device_train_batch_size=config.batch_size,
@@ -126,23 +211,25 @@ class TRLTrainerPlugin:
             max_grad_norm=config.max_grad_norm,
             seed=config.seed,
             bf16=config.dtype == "bf16" or (config.dtype == "auto" and cuda),
-            gradient_checkpointing=config.gradient_checkpointing,
+            gradient_checkpointing=options.gradient_checkpointing,
             precompute_ref_log_probs=True,
             train_sampling_strategy="random" if config.shuffle else "sequential",
             logging_steps=1,
             save_strategy="steps" if config.save_every_steps else "no",
             save_steps=config.save_every_steps or 500,
-            eval_strategy="epoch" if eval_dataset is not None else "no",
+            eval_strategy=eval_strategy,
+            eval_steps=options.eval_every_steps or None,
             report_to=[],
             use_cpu=not cuda,
             disable_tqdm=not request.progress,
         )
         peft_config = None
-        if config.lora:
+        if options.lora:
             peft = require_module("peft", "pip install 'prefkit[peft]'")
             peft_config = peft.LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
+                r=options.lora_r,
+                lora_alpha=options.lora_alpha,
+                lora_dropout=options.lora_dropout,
                 target_modules="all-linear",
                 task_type="CAUSAL_LM",
             )
