@@ -25,10 +25,11 @@ def test_ddp_two_cpu_processes_match_one_process(tiny_model_dir, easy_preference
     if torchrun is None:
         pytest.fail("torchrun (part of torch) is not on PATH")
     out = tmp_path / "ddp"
+    # a training state is saved after every step, so DCP under DDP runs too
     command = [
         torchrun, "--standalone", "--nproc_per_node", "2", "-m", "prefkit", "train", str(easy_preferences), "--out", str(out), "--policy", str(tiny_model_dir),
         "--epochs", "1", "--batch-size", "2", "--lr", "1e-3", "--save-every-steps", "1", "--no-progress",
-    ]  # fmt: skip  (a training state is saved after every step: DCP under DDP runs too)
+    ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=420)
     assert completed.returncode == 0, completed.stderr[-3000:]
