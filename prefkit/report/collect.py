@@ -90,7 +90,9 @@ def collect(path: str | Path, max_pairs: int = DEFAULT_MAX_PAIRS) -> ReportData:
             file=path,
         )
     stage = read_manifest(path).stage
-    data = ReportData(title=f"{stage}: {path.name}", kind=stage, source=str(path))
+    data = ReportData(
+        title=f"{stage}: {path.resolve().parent.name}/{path.name}", kind=stage, source=str(path)
+    )
     if stage == "preferences":
         data.pair_sets.append(read_pairs(path, path.name, max_pairs))
     elif stage == "candidates":
@@ -173,17 +175,19 @@ def _pair_row(index: int, row: dict[str, Any]) -> dict[str, Any]:
     }
     if shown["len_chosen"] is not None and shown["len_rejected"] is not None:
         shown["gap"] = shown["len_chosen"] - shown["len_rejected"]
-    for side in ("chosen", "rejected"):  # finish reasons, when the labeling stage carried them
+    for side in ("chosen", "rejected"):  # finish reasons and EOS flags, when the labeling stage wrote them
         for key in (f"finish_{side}", f"finish_reason_{side}"):
             if key in row:
                 shown[f"finish_{side}"] = row[key]
+        if f"eos_{side}" in row:
+            shown[f"eos_{side}"] = row[f"eos_{side}"]
     extra = {
         key: value
         for key, value in row.items()
         if key not in shown
         and key not in PAIR_COLUMNS_SHOWN
         and key not in ("chosen_index", "rejected_index")
-        and not key.startswith("finish")
+        and not key.startswith(("finish", "eos_"))
     }
     if extra:  # e.g. judge verdicts and rationale columns a labeler added
         shown["extra"] = extra

@@ -197,9 +197,9 @@ function selectPair(rowNumber, focus) {
 
 function renderPairDetail(set, pair, detail, unit) {
   if (!pair) { detail.append(el("p", { text: "Select a pair." })); return; }
-  const side = (name, mark, text, score, len, chars, finish) => el("div", { class: `side side-${name}` },
+  const side = (name, mark, text, score, len, chars, finish, eos) => el("div", { class: `side side-${name}` },
     el("h3", {}, `${mark} ${name === "chosen" ? "Chosen" : "Rejected"}`),
-    el("p", { class: "meta" }, `score ${fmt(score)} · ${unit === "chars" ? "" : `${fmt(len)} ${unit} · `}${fmt(chars)} characters · ${finish ? `finish: ${finish}${truncated(finish) ? " (cut at the token limit)" : ""}` : "finish reason not recorded"}`),
+    el("p", { class: "meta" }, `score ${fmt(score)} · ${unit === "chars" ? "" : `${fmt(len)} ${unit} · `}${fmt(chars)} characters · ${finish ? `finish: ${finish}${truncated(finish) ? " (cut at the token limit)" : ""}` : "finish reason not recorded"}${eos === false ? " · trained without a closing EOS" : ""}`),
     el("div", { class: "answer", text: text }));
   const extra = pair.extra ? el("dl", { class: "extra" }, Object.entries(pair.extra).flatMap(([k, v]) =>
     [el("dt", { text: k }), el("dd", { text: typeof v === "object" ? JSON.stringify(v) : String(v) })])) : null;
@@ -208,8 +208,8 @@ function renderPairDetail(set, pair, detail, unit) {
     el("p", { class: "meta" }, `margin ${fmt(pair.margin)} · length gap ${fmt(pair.gap)} ${unit} (chosen − rejected)`),
     el("h3", { text: "Prompt" }), turns(pair.prompt),
     el("div", { class: "sides" },
-      side("chosen", "✓", pair.chosen, pair.score_chosen, pair.len_chosen, pair.chars_chosen, pair.finish_chosen),
-      side("rejected", "✗", pair.rejected, pair.score_rejected, pair.len_rejected, pair.chars_rejected, pair.finish_rejected)),
+      side("chosen", "✓", pair.chosen, pair.score_chosen, pair.len_chosen, pair.chars_chosen, pair.finish_chosen, pair.eos_chosen),
+      side("rejected", "✗", pair.rejected, pair.score_rejected, pair.len_rejected, pair.chars_rejected, pair.finish_rejected, pair.eos_rejected)),
     extra);
 }
 
