@@ -270,7 +270,7 @@ function chart({ id, title, xLabel, yLabel, series, band, onPoint, integerX, xTi
   const axis = svg("g", { class: "axis" },
     svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B }), svg("line", { x1: L, y1: T, x2: L, y2: H - B }),
     ticks(y0, y1).map((v) => svg("g", {}, svg("line", { x1: L - 4, y1: sy(v), x2: L, y2: sy(v) }),
-      svg("text", { x: L - 6, y: sy(v) + 4, "text-anchor": "end", text: fmt(v, 2) }))),
+      svg("text", { x: L - 6, y: sy(v) + 4, "text-anchor": "end", text: fmt(v, 3) }))),
     (integerX ? [...new Set(xs)].sort((a, b) => a - b) : ticks(x0, x1)).map((v) => svg("g", {},
       svg("line", { x1: sx(v), y1: H - B, x2: sx(v), y2: H - B + 4 }),
       svg("text", { x: sx(v), y: H - B + 16, "text-anchor": "middle", text: xTickLabels ? xTickLabels[v] ?? "" : fmt(v, 2) }))),
