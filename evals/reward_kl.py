@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,10 @@ from prefkit.chat import wants_chat_template
 from prefkit.errors import ConfigError
 from prefkit.evaluation import EvalSubject
 from prefkit.records import read_prompts
+from prefkit.report.statistics import mean_and_standard_error
 from prefkit.sampling.base import Completion
 
 SAMPLES_FILE = "reward_kl_samples.jsonl"
-
-
-def mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample standard deviation, ddof 1; 0 for one value)."""
-    if not values:
-        raise ValueError("no values")
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, statistics.stdev(values) / math.sqrt(len(values))
 
 
 class RewardKLEvaluator:

@@ -21,7 +21,6 @@ from prefkit.report.statistics import constant_columns, per_prompt_mean_and_se
 
 # a page embeds at most this many pairs (a seeded random sample beyond it, said on the page)
 DEFAULT_MAX_PAIRS = 20_000
-PAIR_COLUMNS_SHOWN = ("prompt_id", "prompt", "chosen", "rejected", "score_chosen", "score_rejected")
 RUN_CONFIG_FILE = "iterate.json"
 
 
@@ -185,7 +184,6 @@ def _pair_row(index: int, row: dict[str, Any]) -> dict[str, Any]:
         key: value
         for key, value in row.items()
         if key not in shown
-        and key not in PAIR_COLUMNS_SHOWN
         and key not in ("chosen_index", "rejected_index")
         and not key.startswith(("finish", "eos_"))
     }
@@ -240,7 +238,7 @@ def read_leaderboard(folder: Path) -> dict[str, Any]:
     for row in rows:  # length s.e. from the stored samples (the leaderboard keeps only the mean)
         samples = folder / "results" / str(row["subject"]) / "reward-kl" / "reward_kl_samples.jsonl"
         if samples.exists():
-            mean, se = per_prompt_mean_and_se(_jsonl(samples), lambda s: len(s.get("completion", "")))
+            _, se = per_prompt_mean_and_se(_jsonl(samples), lambda s: len(s.get("completion", "")))
             row["reward-kl/length_chars_se"] = se
     return {"columns": list(rows[0]) if rows else shown.columns, "rows": rows, "constant": constants}
 

@@ -1,10 +1,12 @@
-"""Small pure helpers for the report: which leaderboard columns are constant, per-prompt error bars."""
+"""Small pure statistics: mean and standard error (also used by the reward-kl evaluator), per-prompt error
+bars and constant leaderboard columns for the report."""
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import polars as pl
@@ -25,6 +27,16 @@ def constant_columns(frame: pl.DataFrame) -> dict[str, Any]:
     return constants
 
 
+def mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample standard deviation, ddof 1; 0 for one value)."""
+    if not values:
+        raise ValueError("no values")
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, statistics.stdev(values) / math.sqrt(len(values))
+
+
 def per_prompt_mean_and_se(
     samples: Iterable[dict[str, Any]], value: Callable[[dict[str, Any]], float]
 ) -> tuple[float, float]:
@@ -33,11 +45,6 @@ def per_prompt_mean_and_se(
     by_prompt: dict[str, list[float]] = defaultdict(list)
     for sample in samples:
         by_prompt[str(sample.get("prompt_id"))].append(float(value(sample)))
-    means = [sum(values) / len(values) for values in by_prompt.values()]
-    if not means:
+    if not by_prompt:
         return float("nan"), float("nan")
-    mean = sum(means) / len(means)
-    if len(means) < 2:
-        return mean, 0.0
-    variance = sum((m - mean) ** 2 for m in means) / (len(means) - 1)
-    return mean, math.sqrt(variance / len(means))
+    return mean_and_standard_error([statistics.fmean(values) for values in by_prompt.values()])
