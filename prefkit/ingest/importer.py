@@ -66,6 +66,7 @@ def import_preferences(source: SourceRows, *, columns: Mapping[str, str] | None 
         "source": {"origin": source.origin, "kind": source.kind, **source.details},
         "columns": dict(columns or {}),
         "use_chat_template": None,  # auto: the policy's chat template when it has one
+        "length_unit": "chars",  # len_chosen / len_rejected count characters (formats.py)
     }
     run.finish(
         counts={"pairs": len(preferences.rows)},

@@ -7,6 +7,7 @@ from ingest_helpers import bad_row, rows_for, write_jsonl
 from typer.testing import CliRunner
 
 from prefkit.cli import app
+from prefkit.conversation import completion_text
 from prefkit.errors import InputError
 from prefkit.ingest import resolve_preferences
 from prefkit.training import TrainConfig, train
@@ -33,6 +34,10 @@ def test_each_format_trains_one_step(fixture, tiny_model_dir, tmp_path):
     path = write_jsonl(tmp_path / f"{fixture}.jsonl", rows_for(fixture))
     imported = resolve_preferences(path)
     assert imported.manifest.extra["format"] == FORMATS[fixture]
+    # lengths are characters of the answer text, and the manifest says so (reports and rounds read it)
+    first = imported.table().row(0, named=True)
+    assert imported.manifest.extra["length_unit"] == "chars"
+    assert first["len_chosen"] == len(completion_text(first["chosen"]))
     assert f"Detected format: **{FORMATS[fixture]}**" in (imported.path / "README.md").read_text()
     checkpoint = train(path, tmp_path / "out", one_step(tiny_model_dir), progress=False)
     assert checkpoint.manifest.counts["steps"] == 1 and checkpoint.manifest.counts["train_pairs"] == 4
