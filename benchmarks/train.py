@@ -117,7 +117,7 @@ def run_ours(args) -> dict:
     from prefkit_trainers.dpo.losses import LossOptions, parse_loss_spec
     from prefkit_trainers.dpo.reference import compute_reference_logprobs
 
-    from prefkit.training import TrainConfig
+    from prefkit.training.stage import TrainConfig
 
     tokenizer, model, _, pairs, truncated = setup(args)
     disable_dropout(model)

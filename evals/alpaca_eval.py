@@ -22,7 +22,7 @@ from prefkit_evals.alpaca_judge import JudgeResult, check_judge, run_judge
 from prefkit_evals.sampling import eval_sample_config, sample_prompts
 
 from prefkit.errors import ConfigError
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 from prefkit.judge.client import JudgeSettings
 from prefkit.records import PromptRecord
 
@@ -94,7 +94,7 @@ class AlpacaEvalEvaluator:
             engine=engine,
         )
         eval_sample_config("(subject)", **self.generation)  # bad values fail before any model loads
-        self.progress = True  # set by prefkit.evaluation (False for --quiet)
+        self.progress = True  # set by prefkit.evaluation.stage (False for --quiet)
 
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Generate, judge against the baseline, save outputs and annotations to `work_dir`; return metrics."""

@@ -29,7 +29,7 @@ from prefkit_evals.sampling import (
 
 from prefkit.chat import wants_chat_template
 from prefkit.errors import ConfigError
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 from prefkit.records import read_prompts
 from prefkit.report.statistics import mean_and_standard_error
 from prefkit.sampling.base import Completion
@@ -91,7 +91,7 @@ class RewardKLEvaluator:
         self.reference = reference
         self.max_prompts = int(max_prompts) if max_prompts is not None else None
         self.dtype = dtype
-        self.progress = True  # set by prefkit.evaluation (False for --quiet)
+        self.progress = True  # set by prefkit.evaluation.stage (False for --quiet)
 
     def check_subject(self, subject: EvalSubject) -> None:
         """Refuse, before any output exists, a prompts file with a prompt that leaves the subject's context

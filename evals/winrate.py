@@ -22,7 +22,7 @@ from typing import Any
 from prefkit_evals.sampling import eval_sample_config, sample_prompts
 
 from prefkit.errors import ConfigError, InputError
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 from prefkit.judge.client import JudgeClient, JudgeSettings
 from prefkit.judge.statistics import OUTCOME_VALUE, bootstrap_interval, win_rate
 from prefkit.judge.templates import load_template
@@ -99,7 +99,7 @@ class WinRateEvaluator:
         }
         self.dtype = dtype
         eval_sample_config("(subject)", n=1, seed=seed, dtype=dtype, **self.generation)
-        self.progress = True  # set by prefkit.evaluation (False for --quiet)
+        self.progress = True  # set by prefkit.evaluation.stage (False for --quiet)
         self.settings = JudgeSettings.from_options(
             {
                 "model": judge_model,

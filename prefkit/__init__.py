@@ -18,12 +18,12 @@ _EXPORTS = {
     "SampleConfig": ("prefkit.sampling.stage", "SampleConfig"),
     "label": ("prefkit.labeling.stage", "label"),
     "LabelConfig": ("prefkit.labeling.stage", "LabelConfig"),
-    "train": ("prefkit.training", "train"),
-    "TrainConfig": ("prefkit.training", "TrainConfig"),
-    "evaluate": ("prefkit.evaluation", "evaluate"),
-    "EvalConfig": ("prefkit.evaluation", "EvalConfig"),
-    "iterate": ("prefkit.iterate", "iterate"),
-    "IterateConfig": ("prefkit.iterate", "IterateConfig"),
+    "train": ("prefkit.training.stage", "train"),
+    "TrainConfig": ("prefkit.training.stage", "TrainConfig"),
+    "evaluate": ("prefkit.evaluation.stage", "evaluate"),
+    "EvalConfig": ("prefkit.evaluation.stage", "EvalConfig"),
+    "iterate": ("prefkit.iteration.stage", "iterate"),
+    "IterateConfig": ("prefkit.iteration.stage", "IterateConfig"),
 }
 
 __all__ = list(_EXPORTS)

@@ -42,11 +42,11 @@ class DemoConfig(BaseModel):
 
 def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:
     """Run sample -> label -> train -> eval; return one row per model (before, after)."""
-    from prefkit.evaluation import EvalConfig, evaluate
+    from prefkit.evaluation.stage import EvalConfig, evaluate
     from prefkit.labeling.stage import LabelConfig, label
     from prefkit.models import resolve_model
     from prefkit.sampling.stage import SampleConfig, sample
-    from prefkit.training import TrainConfig, train
+    from prefkit.training.stage import TrainConfig, train
 
     out = Path(out)
     announce(progress, f"model {config.model} (converted into $PREFKIT_HOME on first use)")

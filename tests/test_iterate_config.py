@@ -6,7 +6,7 @@ import pytest
 
 from prefkit.cli.iterate import parse_overrides
 from prefkit.errors import ConfigError
-from prefkit.iterate import IterateConfig, check_run_config, load_iterate_config, next_free_run_dir
+from prefkit.iteration.stage import IterateConfig, check_run_config, load_iterate_config, next_free_run_dir
 
 
 def test_loads_shipped_example_configs():

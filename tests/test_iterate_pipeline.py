@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from prefkit.errors import ConfigError
-from prefkit.iterate import IterateConfig, iterate
+from prefkit.iteration.stage import IterateConfig, iterate
 from prefkit.judge.fake_server import FakeJudgeServer
 from tests.judge.fakes import between, fast_judge_options
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from prefkit.conversation import CONVERSATION_DTYPE, assistant_turn
-from prefkit.evaluation import EvalConfig, evaluate
+from prefkit.evaluation.stage import EvalConfig, evaluate
 from prefkit.labeling.stage import LabelConfig, label
 from prefkit.records import read_prompts
 from prefkit.sampling.stage import SampleConfig, sample
-from prefkit.training import TrainConfig, train
+from prefkit.training.stage import TrainConfig, train
 
 SYSTEM = "<|im_start|>system\nYou are a friendly chatbot. Answer in one or two sentences.<|im_end|>\n"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from prefkit.iteration.report import markdown_table, pair_statistics, round_rows
 from prefkit.labeling.stage import LabelConfig, label
-from prefkit.rounds_report import markdown_table, pair_statistics, round_rows
 from tests.labeling.conftest import write_candidates
 from tests.labeling.test_truncation import ROWS
 
@@ -43,8 +43,8 @@ def test_truncation_rates_per_side_and_length_vs_round0(tmp_path):
 
 
 def test_run_report_names_the_truncation_mode(tmp_path):
-    from prefkit.iterate import IterateConfig
-    from prefkit.rounds_report import write_run_report
+    from prefkit.iteration.report import write_run_report
+    from prefkit.iteration.stage import IterateConfig
 
     run_dir = tmp_path / "run"
     candidates = write_candidates(tmp_path / "candidates", ROWS)

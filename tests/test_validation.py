@@ -10,7 +10,7 @@ import pytest
 from prefkit.artifacts import StageRun, folder_hash
 from prefkit.errors import ConfigError, InputError, validated_config
 from prefkit.sampling.stage import SampleConfig
-from prefkit.training import NOT_MODEL_FILES, TrainConfig
+from prefkit.training.stage import NOT_MODEL_FILES, TrainConfig
 from prefkit.validation import as_prefkit_error, check_finite, reading, refuse_non_finite
 
 

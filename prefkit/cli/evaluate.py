@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
-        from prefkit.evaluation import EvalConfig, evaluate
+        from prefkit.evaluation.stage import EvalConfig, evaluate
 
         data = load_config_file(config) if config else {}
         evaluators = list(evaluator or data.get("evaluators") or ["reward-kl"])

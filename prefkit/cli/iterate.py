@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Rounds of sample -> label (reward - lambda*length) -> DPO -> eval; resumable, with a per-round report."""
-        from prefkit.iterate import iterate, load_iterate_config
+        from prefkit.iteration.stage import iterate, load_iterate_config
 
         loaded = load_iterate_config(config, parse_overrides(set_))
         folder = iterate(loaded, run_dir or Path("runs") / loaded.name, new_run=new_run)
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("runs/compare.png"), help="PNG to write."),
     ) -> None:
         """Plot reward and length per round for several runs (e.g. with vs without a length penalty)."""
-        from prefkit.rounds_report import compare_runs
+        from prefkit.iteration.report import compare_runs
 
         if out.is_dir():
             raise ConfigError("is a folder; give the PNG file to write", file=out, field="--out")

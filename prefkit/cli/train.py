@@ -10,7 +10,7 @@ from prefkit.errors import validated_config
 
 
 def _config_from_options(**options) -> object:
-    from prefkit.training import TrainConfig
+    from prefkit.training.stage import TrainConfig
 
     return validated_config(TrainConfig, {key: value for key, value in options.items() if value is not None})
 
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         Rerunning the same command skips a finished run and resumes an interrupted one. Runs unchanged under
         `accelerate launch` (see examples/accelerate/). Metrics go to OUT/metrics.jsonl and OUT/tensorboard/.
         """
-        from prefkit.training import train
+        from prefkit.training.stage import train
 
         config = _config_from_options(
             trainer=trainer,

@@ -21,7 +21,7 @@ from prefkit_evals.alpaca_eval import ANNOTATIONS_FILE, MODEL_OUTPUTS_FILE, Alpa
 from prefkit_evals.alpaca_judge import JudgeError, run_judge
 
 from prefkit.errors import ConfigError
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 from prefkit.judge.client import JudgeSettings
 
 

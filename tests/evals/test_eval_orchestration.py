@@ -1,4 +1,4 @@
-"""prefkit.evaluation: subjects, config validation, the per-checkpoint cache, the artifact, leaderboard and plots."""
+"""prefkit.evaluation.stage: subjects, config validation, the per-checkpoint cache, the artifact, leaderboard and plots."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import shutil
 
 import polars as pl
 import pytest
-from prefkit_evals.leaderboard import format_value, markdown_table
-from prefkit_evals.plots import frontier, write_plots
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from prefkit.errors import ArtifactError, ConfigError, ModelError
-from prefkit.evaluation import EvalConfig, EvalSubject, build_evaluator, evaluate, load_report, parse_subject
+from prefkit.evaluation.leaderboard import format_value, markdown_table
+from prefkit.evaluation.plots import frontier, write_plots
+from prefkit.evaluation.stage import (
+    EvalConfig,
+    EvalSubject,
+    build_evaluator,
+    evaluate,
+    load_report,
+    parse_subject,
+)
 
 
 def test_parse_subject():
@@ -159,7 +166,7 @@ def test_cli_eval(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
 
 
 def test_leaderboard_will_not_rank_results_from_different_judges_silently():
-    from prefkit_evals.leaderboard import judge_conflicts
+    from prefkit.evaluation.leaderboard import judge_conflicts
 
     frame = pl.DataFrame(
         {

@@ -12,7 +12,7 @@ from prefkit_evals.reward_kl import SAMPLES_FILE, RewardKLEvaluator, mean_and_st
 from prefkit_evals.rewards import load_scorer
 
 from prefkit.errors import ConfigError, DependencyError
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 from prefkit.sampling.base import Completion
 
 

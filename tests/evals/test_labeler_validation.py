@@ -95,7 +95,7 @@ def test_iterate_stops_before_round_one_when_the_labeler_disagrees(
     from prefkit_evals.labeler_validation import LabelerCheck, check_labeler
 
     from prefkit.errors import ConfigError
-    from prefkit.iterate import IterateConfig, iterate
+    from prefkit.iteration.stage import IterateConfig, iterate
 
     reversed_file = tmp_path / "reversed.jsonl"
     rows = [json.loads(line) for line in sentiment_preferences.read_text().splitlines()]

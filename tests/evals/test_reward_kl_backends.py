@@ -11,7 +11,7 @@ import json
 import pytest
 from prefkit_evals.reward_kl import SAMPLES_FILE, RewardKLEvaluator
 
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 
 # greedy, 8 prompts, 8 new tokens, KL to build_tiny_llama(seed=7), batch_size 3
 BEFORE_GREEDY = {

@@ -9,7 +9,7 @@ import pytest
 from prefkit_evals.winrate import ReferenceItem, WinRateEvaluator, load_references
 
 from prefkit.errors import ConfigError, InputError
-from prefkit.evaluation import EvalSubject
+from prefkit.evaluation.stage import EvalSubject
 from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.judge.statistics import bootstrap_interval, win_rate
 from prefkit.labeling.stage import LabelConfig, label

@@ -10,7 +10,7 @@ from prefkit.cli import app
 from prefkit.conversation import completion_text
 from prefkit.errors import InputError
 from prefkit.ingest import resolve_preferences
-from prefkit.training import TrainConfig, train
+from prefkit.training.stage import TrainConfig, train
 
 FORMATS = {  # fixture name -> detected format
     "trl-standard": "trl-standard",

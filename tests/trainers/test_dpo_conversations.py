@@ -76,7 +76,7 @@ def test_conversational_preferences_train(tiny_model_dir, tmp_path):
     """The dpo plugin trains on message-list columns: the margin grows on held-in pairs."""
     from prefkit_trainers.dpo.plugin import DPOTrainerPlugin
 
-    from prefkit.training import TrainConfig
+    from prefkit.training.stage import TrainConfig
 
     artifact = conversational_artifact(tmp_path / "preferences", conversation_rows())
     config = TrainConfig(

@@ -16,7 +16,7 @@ import pytest
 from prefkit_trainers.dpo.telemetry import read_metrics
 
 from prefkit.artifacts import read_manifest
-from prefkit.training import TrainConfig, train
+from prefkit.training.stage import TrainConfig, train
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from prefkit_trainers.dpo import loop
 from prefkit_trainers.dpo.telemetry import read_metrics
 
 from prefkit.artifacts import read_manifest
-from prefkit.training import TrainConfig, train
+from prefkit.training.stage import TrainConfig, train
 
 
 def train_args(preferences, out, model, *extra: str) -> list[str]:

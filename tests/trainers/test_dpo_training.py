@@ -11,7 +11,7 @@ from prefkit_trainers.dpo.telemetry import read_metrics
 from trainer_helpers import easy_rows, write_preferences
 
 from prefkit.errors import ConfigError, ModelError
-from prefkit.training import TrainConfig, find_degeneracy, train
+from prefkit.training.stage import TrainConfig, find_degeneracy, train
 
 
 def tiny_config(model_dir, **overrides) -> TrainConfig:

@@ -8,7 +8,7 @@ from prefkit_trainers.dpo.data import collate, tokenize_pairs
 from prefkit_trainers.dpo.reference import reference_cache_key
 from trainer_helpers import easy_rows, write_preferences
 
-from prefkit.training import TrainConfig, train
+from prefkit.training.stage import TrainConfig, train
 
 PROMPT = "Write one sentence about a movie."
 CHOSEN = "The movie was wonderful and"  # cut mid-sentence at the token limit

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from prefkit.cli import app
 from prefkit.errors import ConfigError
-from prefkit.training import TrainConfig, train
+from prefkit.training.stage import TrainConfig, train
 
 
 def test_help_explains_every_option():

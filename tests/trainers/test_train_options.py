@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from prefkit.cli import app
 from prefkit.errors import ConfigError
-from prefkit.training import TrainConfig, loss_terms, train
+from prefkit.training.stage import TrainConfig, loss_terms, train
 
 
 def test_former_fields_become_plugin_options():
@@ -59,7 +59,7 @@ def test_bad_options_fail_before_any_output(
 def test_trl_accepts_what_it_maps(tiny_model_dir):
     from prefkit_trainers.trl.plugin import TRLTrainerPlugin
 
-    from prefkit.training import trainer_options
+    from prefkit.training.stage import trainer_options
 
     config = TrainConfig(
         trainer="trl",

@@ -73,7 +73,7 @@ def test_trl_plugin_passes_conversations_as_is(tiny_model_dir, tmp_path):
     pytest.importorskip("trl")
     from prefkit_trainers.trl.plugin import TRLTrainerPlugin, trl_row
 
-    from prefkit.training import TrainConfig
+    from prefkit.training.stage import TrainConfig
 
     rows = conversation_rows(4)
     assert trl_row(rows[0], chat_template=True) == rows[0]

@@ -111,7 +111,7 @@ def conversational_artifact(out: Path, rows: list[dict]) -> Artifact:
 
 def train_request(artifact: Artifact, config, tmp_path: Path):
     """A TrainRequest on every pair of `artifact` (no eval split), with folders under tmp_path."""
-    from prefkit.training import TrainRequest
+    from prefkit.training.stage import TrainRequest
 
     work = tmp_path / "work"
     work.mkdir()

@@ -28,7 +28,7 @@ from prefkit_trainers.dpo.train_state import Position, load_state, save_state
 @dataclass(frozen=True)
 class LoopConfig:
     """Options of one training run (the loop never branches on anything else). No defaults here:
-    prefkit.training.TrainConfig and the plugin's DPOOptions set them; `from_options` copies them over."""
+    prefkit.training.stage.TrainConfig and the plugin's DPOOptions set them; `from_options` copies them over."""
 
     loss: LossSpec
     loss_options: LossOptions

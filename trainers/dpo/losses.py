@@ -289,7 +289,7 @@ LossSpec = tuple[tuple[str, float], ...]
 
 def parse_loss_spec(text: str) -> LossSpec:
     """'sigmoid' or a weighted mix 'sigmoid:1,sft:0.2' -> (('sigmoid', 1.0), ('sft', 0.2)); ValueError if bad."""
-    from prefkit.training import loss_terms
+    from prefkit.training.stage import loss_terms
 
     terms = loss_terms(text)
     for name, _ in terms:

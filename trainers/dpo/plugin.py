@@ -37,7 +37,7 @@ from prefkit_trainers.dpo.train_state import Position, read_position
 
 from prefkit.errors import ConfigError, ModelError
 from prefkit.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
-from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
+from prefkit.training.stage import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
 from prefkit.validation import check_safetensors
 
 

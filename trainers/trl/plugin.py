@@ -17,7 +17,7 @@ from prefkit.chat import wants_chat_template
 from prefkit.conversation import assistant_turn, completion_text, is_conversation
 from prefkit.errors import ConfigError, require_module
 from prefkit.models import check_same_tokenizer, load_causal_lm, load_tokenizer
-from prefkit.training import METRICS_FILE, TrainConfig, TrainRequest, TrainResult, loss_terms
+from prefkit.training.stage import METRICS_FILE, TrainConfig, TrainRequest, TrainResult, loss_terms
 from prefkit.validation import STRICT_CONFIG
 
 # TRL 1.16's loss_type names; prefkit's `dpo` names the same losses the same way
@@ -146,7 +146,7 @@ class TRLTrainerPlugin:
     options_model = TRLOptions
 
     def check(self, config: TrainConfig, options: TRLOptions) -> None:
-        """Run before any work (prefkit.training.trainer_options)."""
+        """Run before any work (prefkit.training.stage.trainer_options)."""
         check_supported(config, options)
 
     def check_config(self, config: TrainConfig) -> None:

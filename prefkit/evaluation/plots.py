@@ -107,7 +107,7 @@ def plot_win_rates(frame: pl.DataFrame, folder: Path) -> Path | None:
     series = [c for c in series if any(_number(v) is not None for v in frame[c])]
     if not series:
         return None
-    from prefkit_evals.leaderboard import standard_error_column
+    from prefkit.evaluation.leaderboard import standard_error_column
 
     errors = {}
     for column in series:
@@ -116,7 +116,7 @@ def plot_win_rates(frame: pl.DataFrame, folder: Path) -> Path | None:
     figure, axes = _grouped_bars(frame, series, errors)
     axes.axhline(50, color="gray", linewidth=0.8, linestyle=":")
     axes.set_ylabel("win rate (%) ± SE")
-    from prefkit_evals.leaderboard import judge_conflicts
+    from prefkit.evaluation.leaderboard import judge_conflicts
 
     # bars from different judges are not comparable: say so on the figure itself
     title = "Win rate per checkpoint" + (

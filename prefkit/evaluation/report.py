@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 
 import polars as pl
-from prefkit_evals.leaderboard import markdown_table
 
 from prefkit.artifacts import now_iso, redact_secrets
+from prefkit.evaluation.leaderboard import markdown_table
 
 PLOT_CAPTIONS = {
     "reward_vs_kl.png": (

@@ -281,9 +281,9 @@ def _evaluate_into(evaluator: Evaluator, subject: EvalSubject, entry: Path) -> N
 def _finish(
     run: StageRun, work: Path, subjects, results: list[SubjectResult], config: EvalConfig
 ) -> EvalReport:
-    from prefkit_evals.leaderboard import build_leaderboard, write_leaderboard
-    from prefkit_evals.plots import write_plots
-    from prefkit_evals.report import render_report
+    from prefkit.evaluation.leaderboard import build_leaderboard, write_leaderboard
+    from prefkit.evaluation.plots import write_plots
+    from prefkit.evaluation.report import render_report
 
     frame = build_leaderboard(subjects, results)
     write_leaderboard(frame, work)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
-from prefkit.round_winrates import build_judge, judged_with, round_winrates
+from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
 from prefkit.validation import STRICT_CONFIG
 
 RUN_CONFIG_FILE = "iterate.json"
@@ -99,7 +99,7 @@ def stage_configs(config: IterateConfig, policy: str, reference: str, round_inde
     """Build the typed stage configs of one round (typos and wrong types fail here, before any work)."""
     from prefkit.labeling.stage import LabelConfig
     from prefkit.sampling.stage import SampleConfig
-    from prefkit.training import TrainConfig
+    from prefkit.training.stage import TrainConfig
 
     def build(section: str, model_class, **fixed):
         return validated_config(model_class, {**getattr(config, section), **fixed}, field_prefix=section)
@@ -113,11 +113,11 @@ def stage_configs(config: IterateConfig, policy: str, reference: str, round_inde
 def check_before_start(config: IterateConfig, initial: str) -> None:
     """Everything a run needs, checked before RUN/iterate.json or any round folder is written: the stage
     sections, the labeler, trainer and evaluator plugins with their options, and the prompt files."""
-    from prefkit.evaluation import check_evaluator
+    from prefkit.evaluation.stage import check_evaluator
     from prefkit.labeling.registry import check_labeler
     from prefkit.plugins import load_plugin
     from prefkit.records import read_prompts
-    from prefkit.training import trainer_options
+    from prefkit.training.stage import trainer_options
 
     _, label_config, train_config = stage_configs(config, initial, "policy", 1)
     check_labeler(label_config.labeler, label_config.labeler_options)
@@ -174,7 +174,7 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
     """Sample, label and train one round (each stage skipped when already finished); return the checkpoint."""
     from prefkit.labeling.stage import label
     from prefkit.sampling.stage import sample
-    from prefkit.training import train
+    from prefkit.training.stage import train
 
     folder = round_dir(run_dir, round_index)
     policy = initial if round_index == 1 else str(round_dir(run_dir, round_index - 1) / "checkpoint")
@@ -226,7 +226,7 @@ def length_neutral_label_config(candidates: Path, label_config, grid: list[float
 
 def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int, progress: bool):
     """Evaluate the initial policy and every finished round (cached per checkpoint by the evaluator)."""
-    from prefkit.evaluation import EvalConfig, evaluate
+    from prefkit.evaluation.stage import EvalConfig, evaluate
 
     subjects = [f"round-00={initial}"] + [
         f"round-{k:02d}={round_dir(run_dir, k) / 'checkpoint'}" for k in range(1, finished_rounds + 1)
@@ -262,9 +262,9 @@ def iterate(
     config: IterateConfig, run_dir: str | Path, *, progress: bool = True, new_run: bool = False
 ) -> Path:
     """Run (or resume) all rounds; after each, evaluate and refresh the run report. Returns the run folder."""
+    from prefkit.iteration.report import write_run_report
     from prefkit.models import resolve_model
     from prefkit.report import build_report
-    from prefkit.rounds_report import write_run_report
 
     run_dir = Path(run_dir)
     if new_run:

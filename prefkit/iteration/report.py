@@ -9,8 +9,8 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.iteration.winrates import OPPONENTS, read_round_winrates
 from prefkit.labeling.pairing import DEFAULT_TRUNCATION
-from prefkit.round_winrates import OPPONENTS, read_round_winrates
 from prefkit.validation import reading
 
 
