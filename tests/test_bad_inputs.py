@@ -264,13 +264,13 @@ CASES: list[Case] = [
     ("label-unknown-pairing", lambda e: ["label", str(e.candidates), "-o", e.out, "--pairing", "best"], ["pairing"]),
     ("label-unknown-length-unit", lambda e: ["label", str(e.candidates), "-o", e.out, "--length-unit", "words"], ["length_unit"]),
     ("label-shard-size-zero", lambda e: ["label", str(e.candidates), "-o", e.out, "--shard-size", "0"], ["shard_size"]),
-    # lambda-sweep
-    ("sweep-penalties-nan-inf", lambda e: ["lambda-sweep", str(e.candidates), "--penalties", "0,nan,inf", "-o", e.out + ".json"], ["penalties", "finite"]),
-    ("sweep-penalties-word", lambda e: ["lambda-sweep", str(e.candidates), "--penalties", "0,abc"], ["penalties", "'abc'"]),
-    ("sweep-penalties-negative", lambda e: ["lambda-sweep", str(e.candidates), "--penalties", "-1"], ["penalties"]),
-    ("sweep-out-is-folder", lambda e: ["lambda-sweep", str(e.candidates), "-o", str(e.outputs)], ["outputs", "--out"]),
-    ("sweep-out-missing-folder", lambda e: ["lambda-sweep", str(e.candidates), "-o", str(e.outputs / "no" / "x.json")], ["outputs/no", "field '--out'", "does not exist"]),
-    ("sweep-unknown-labeler", lambda e: ["lambda-sweep", str(e.candidates), "--labeler", "nope"], ["labeler"]),
+    # length-penalty-sweep
+    ("sweep-penalties-nan-inf", lambda e: ["length-penalty-sweep", str(e.candidates), "--length-penalties", "0,nan,inf", "-o", e.out + ".json"], ["penalties", "finite"]),
+    ("sweep-penalties-word", lambda e: ["length-penalty-sweep", str(e.candidates), "--length-penalties", "0,abc"], ["penalties", "'abc'"]),
+    ("sweep-penalties-negative", lambda e: ["length-penalty-sweep", str(e.candidates), "--length-penalties", "-1"], ["penalties"]),
+    ("sweep-out-is-folder", lambda e: ["length-penalty-sweep", str(e.candidates), "-o", str(e.outputs)], ["outputs", "--out"]),
+    ("sweep-out-missing-folder", lambda e: ["length-penalty-sweep", str(e.candidates), "-o", str(e.outputs / "no" / "x.json")], ["outputs/no", "field '--out'", "does not exist"]),
+    ("sweep-unknown-labeler", lambda e: ["length-penalty-sweep", str(e.candidates), "--labeler", "nope"], ["labeler"]),
     # train
     ("train-missing-preferences", lambda e: ["train", str(e.inputs / "nothing"), "-o", e.out, "--policy", str(e.model)], ["nothing"]),
     ("train-wrong-stage", lambda e: ["train", str(e.candidates), "-o", e.out, "--policy", str(e.model)], ["candidates", "'preferences' artifact"]),
@@ -398,13 +398,13 @@ def test_corpus_covers_every_command():
 
 def test_a_bug_keeps_its_traceback_and_says_so(monkeypatch, capsys):
     """An unexpected exception is not dressed up as bad input: traceback, 'this is a bug', exit 1."""
-    import prefkit.cli.lambda_sweep as sweep_cli
+    import prefkit.cli.length_penalty_sweep as sweep_cli
 
     def broken(text):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(sweep_cli, "parse_penalties", broken)
-    code, output = _run(["lambda-sweep", "nowhere"], capsys)
+    monkeypatch.setattr(sweep_cli, "parse_length_penalties", broken)
+    code, output = _run(["length-penalty-sweep", "nowhere"], capsys)
     assert code == 1
     assert "Traceback" in output and "RuntimeError: boom" in output
     assert "this is a bug in prefkit" in output and "report it" in output

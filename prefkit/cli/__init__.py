@@ -14,6 +14,7 @@ import traceback
 
 import typer
 
+from prefkit.cli.deprecated import translate_deprecated
 from prefkit.validation import BUG_REPORT_URL, as_prefkit_error
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "sample",
     "label",
-    "lambda_sweep",
+    "length_penalty_sweep",
     "validate_labeler",
     "train",
     "evaluate",
@@ -67,8 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     traceback is kept and the last line says so and where to report it.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    arguments, notices = translate_deprecated(sys.argv[1:] if argv is None else argv)
+    for notice in notices:
+        typer.secho(notice, err=True, fg="yellow")
     try:
-        app(args=argv, prog_name="prefkit")
+        app(args=arguments, prog_name="prefkit")
     except KeyboardInterrupt:
         typer.secho("interrupted: rerun the same command to resume", err=True, fg="yellow")
         sys.exit(130)

@@ -54,7 +54,6 @@ def register(app: typer.Typer) -> None:
         length_penalty: float = typer.Option(
             0.0,
             "--length-penalty",
-            "--lambda",
             help="Rank candidates by score - lambda * length (0 = no length control).",
         ),
         length_unit: str = typer.Option(

@@ -47,7 +47,7 @@ class IterateConfig(BaseModel):
     reference: Literal["initial", "previous"] = "initial"
     # "fixed": label.length_penalty in every round. "length-neutral": each round picks, from
     # length_penalty_grid, the lambda whose pairs have a mean chosen-minus-rejected length gap closest
-    # to zero on that round's candidates (see `prefkit lambda-sweep`; the labeler scores them twice)
+    # to zero on that round's candidates (see `prefkit length-penalty-sweep`; the labeler scores them twice)
     length_penalty_mode: Literal["fixed", "length-neutral"] = "fixed"
     length_penalty_grid: list[float] = Field(  # 0 to 0.02 in steps of 0.00025 (re-pairing is cheap)
         default_factory=lambda: [round(0.00025 * step, 5) for step in range(81)]
@@ -214,9 +214,9 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
 
 def length_neutral_label_config(candidates: Path, label_config, grid: list[float]):
     """The round's label config with the grid's length-neutral lambda, and the sweep it came from."""
-    from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep
+    from prefkit.labeling.length_penalty_sweep import length_neutral_penalty, length_penalty_sweep
 
-    points = penalty_sweep(candidates, label_config, grid)
+    points = length_penalty_sweep(candidates, label_config, grid)
     chosen = length_neutral_penalty(points)
     if chosen is None:
         raise ConfigError("no lambda in the grid kept any pair", field="length_penalty_grid")

@@ -9,7 +9,7 @@ import pytest
 from prefkit.conversation import CONVERSATION_DTYPE
 from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.judge.templates import HISTORY_HEADER, load_template, render_history
-from prefkit.labeling.penalty_sweep import penalty_sweep
+from prefkit.labeling.length_penalty_sweep import length_penalty_sweep
 from prefkit.labeling.reward_model_labeler import RewardModelLabeler
 from prefkit.labeling.stage import LabelConfig, label
 from prefkit.labeling.vader_labeler import VaderLabeler
@@ -128,8 +128,8 @@ def test_judge_sees_the_history_and_picks_the_better_next_turn(
     )
 
 
-def test_lambda_sweep_accepts_conversational_candidates(conversation_candidates):
-    points = penalty_sweep(
+def test_length_penalty_sweep_accepts_conversational_candidates(conversation_candidates):
+    points = length_penalty_sweep(
         conversation_candidates, LabelConfig(labeler="vader", length_unit="chars"), [0.0, 1.0]
     )
     assert [point.pairs for point in points] == [4, 4]

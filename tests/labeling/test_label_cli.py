@@ -83,3 +83,28 @@ def test_missing_candidates_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main()
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_deprecated_lambda_flag_still_sets_the_length_penalty(
+    sentiment_candidates, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "prefs"
+    argv = [
+        "prefkit",
+        "label",
+        str(sentiment_candidates),
+        "-o",
+        str(out),
+        "--no-progress",
+        "--lambda",
+        "0.01",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as caught:
+        main()
+    assert caught.value.code == 0
+    err = capsys.readouterr().err
+    assert err.strip() == "`--lambda` is deprecated, use `--length-penalty`"
+    from prefkit.records import open_artifact
+
+    assert open_artifact(out, "preferences").manifest.config["length_penalty"] == 0.01

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from prefkit.errors import InputError
+from prefkit.labeling.length_penalty_sweep import length_penalty_sweep, render_sweep
 from prefkit.labeling.pairing import (
     TRUNCATED,
     appends_eos,
@@ -15,7 +16,6 @@ from prefkit.labeling.pairing import (
     trained_length,
     usable_candidates,
 )
-from prefkit.labeling.penalty_sweep import penalty_sweep, render_sweep
 from prefkit.labeling.stage import LabelConfig, label
 from tests.labeling.conftest import write_candidates
 
@@ -119,7 +119,7 @@ def test_card_without_finish_reasons(tmp_path):
 
 def test_sweep_counts_lengths_as_trained(cut_candidates):
     points = {
-        mode: penalty_sweep(cut_candidates, LabelConfig(truncated=mode), [0.0])[0]
+        mode: length_penalty_sweep(cut_candidates, LabelConfig(truncated=mode), [0.0])[0]
         for mode in ("keep", "no-eos", "drop")
     }
     # chosen is always the cut happy completion (8 tokens); rejected: finished sad (8, EOS included)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from prefkit.cli import main
-from prefkit.labeling.penalty_sweep import PenaltyPoint, length_neutral_penalty, sweep_point
+from prefkit.labeling.length_penalty_sweep import PenaltyPoint, length_neutral_penalty, sweep_point
 from prefkit.labeling.stage import LabelConfig, ScoredShard, label
 
 SHARD = ScoredShard(
@@ -42,8 +42,8 @@ def test_length_neutral_penalty_is_the_gap_closest_to_zero():
 
 def test_cli_sweep_agrees_with_the_label_stage(sentiment_candidates, tmp_path, monkeypatch, capsys):
     out = tmp_path / "sweep.json"
-    argv = ["prefkit", "lambda-sweep", str(sentiment_candidates), "--length-unit", "chars"]
-    monkeypatch.setattr(sys, "argv", [*argv, "--penalties", "0.5,0", "--out", str(out)])
+    argv = ["prefkit", "length-penalty-sweep", str(sentiment_candidates), "--length-unit", "chars"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--length-penalties", "0.5,0", "--out", str(out)])
     with pytest.raises(SystemExit) as caught:
         main()
     assert caught.value.code == 0
@@ -65,10 +65,55 @@ def test_cli_sweep_agrees_with_the_label_stage(sentiment_candidates, tmp_path, m
 
 def test_cli_bad_penalty_is_one_line(sentiment_candidates, monkeypatch, capsys):
     monkeypatch.setattr(
-        sys, "argv", ["prefkit", "lambda-sweep", str(sentiment_candidates), "--penalties", "0,abc"]
+        sys,
+        "argv",
+        ["prefkit", "length-penalty-sweep", str(sentiment_candidates), "--length-penalties", "0,abc"],
     )
     with pytest.raises(SystemExit) as caught:
         main()
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "penalties" in err and "'abc' is not a number" in err and "\n" not in err
+
+
+def test_deprecated_command_and_flag_give_the_same_sweep(sentiment_candidates, tmp_path, monkeypatch, capsys):
+    sweeps = {}
+    for name, command, flag in (
+        ("new", "length-penalty-sweep", "--length-penalties"),
+        ("old", "lambda-sweep", "--penalties"),
+    ):
+        out = tmp_path / f"{name}.json"
+        argv = [
+            "prefkit",
+            command,
+            str(sentiment_candidates),
+            "--length-unit",
+            "chars",
+            flag,
+            "0,0.5",
+            "-o",
+            str(out),
+        ]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as caught:
+            main()
+        assert caught.value.code == 0
+        sweeps[name] = (json.loads(out.read_text())["points"], capsys.readouterr().err.strip().splitlines())
+    assert sweeps["old"][0] == sweeps["new"][0]
+    assert sweeps["new"][1] == []
+    assert sweeps["old"][1] == [
+        "`lambda-sweep` is deprecated, use `length-penalty-sweep`",
+        "`--penalties` is deprecated, use `--length-penalties`",
+    ]
+
+
+def test_deprecated_module_name_still_imports():
+    import importlib
+    import sys as system
+
+    system.modules.pop("prefkit.labeling.penalty_sweep", None)
+    with pytest.warns(DeprecationWarning, match="length_penalty_sweep"):
+        old = importlib.import_module("prefkit.labeling.penalty_sweep")
+    from prefkit.labeling.length_penalty_sweep import length_penalty_sweep
+
+    assert old.penalty_sweep is length_penalty_sweep

@@ -1,4 +1,4 @@
-"""`prefkit lambda-sweep`: how each length penalty would pair a candidates artifact (choosing lambda)."""
+"""`prefkit length-penalty-sweep`: how each length penalty would pair a candidates artifact (choosing lambda)."""
 
 from __future__ import annotations
 
@@ -12,28 +12,29 @@ from prefkit.errors import ConfigError
 from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 
 
-def parse_penalties(text: str) -> list[float]:
+def parse_length_penalties(text: str) -> list[float]:
     """'0,0.001,0.002' -> [0.0, 0.001, 0.002]; a bad entry is one clear error."""
     values = []
     for item in text.split(","):
         try:
             value = float(item)
         except ValueError:
-            raise ConfigError(f"'{item.strip()}' is not a number", field="penalties") from None
+            raise ConfigError(f"'{item.strip()}' is not a number", field="--length-penalties") from None
         if not math.isfinite(value):
-            raise ConfigError(f"must be finite numbers, got {item.strip()}", field="penalties")
+            raise ConfigError(f"must be finite numbers, got {item.strip()}", field="--length-penalties")
         if value < 0:
-            raise ConfigError(f"must be >= 0, got {value}", field="penalties")
+            raise ConfigError(f"must be >= 0, got {value}", field="--length-penalties")
         values.append(value)
     return values
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("lambda-sweep")
-    def lambda_sweep_command(
+    @app.command("length-penalty-sweep")
+    def length_penalty_sweep_command(
         candidates: Path = typer.Argument(..., help="A candidates artifact folder (from `prefkit sample`)."),
-        penalties: str = typer.Option(
+        length_penalties: str = typer.Option(
             "0,0.0005,0.001,0.002,0.003,0.005,0.01",
+            "--length-penalties",
             help="Comma-separated lambdas to try (per --length-unit).",
         ),
         labeler: str = typer.Option("vader", help="Labeler plugin, as in `prefkit label`."),
@@ -53,7 +54,11 @@ def register(app: typer.Typer) -> None:
 
         from prefkit.artifacts import atomic_write_text
         from prefkit.cli.label import label_config
-        from prefkit.labeling.penalty_sweep import length_neutral_penalty, penalty_sweep, render_sweep
+        from prefkit.labeling.length_penalty_sweep import (
+            length_neutral_penalty,
+            length_penalty_sweep,
+            render_sweep,
+        )
 
         if out is not None and out.is_dir():
             raise ConfigError("is a folder; give the JSON file to write", file=out, field="--out")
@@ -68,7 +73,7 @@ def register(app: typer.Typer) -> None:
             truncated=truncated,
             seed=seed,
         )
-        points = penalty_sweep(candidates, config, parse_penalties(penalties))
+        points = length_penalty_sweep(candidates, config, parse_length_penalties(length_penalties))
         typer.echo(render_sweep(points, length_unit))
         if out is not None:
             payload = {
