@@ -9,7 +9,7 @@ import pytest
 
 from prefkit.errors import ConfigError
 from prefkit.iteration.stage import IterateConfig, iterate
-from prefkit.judge.fake_server import FakeJudgeServer
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import between, fast_judge_options
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefkit_evals.winrate import WinRateEvaluator, load_references
 
-from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.labeling.stage import LabelConfig, label
 from prefkit.records import read_prompts
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge
 from tests.labeling.conftest import write_candidates
 

@@ -8,7 +8,7 @@ import socket
 import statistics
 
 import pytest
-from alpaca_judge_server import JudgeServer
+from alpaca_judge_server import alpaca_judge_server
 from prefkit_evals.alpaca_annotators import load_annotator
 from prefkit_evals.alpaca_data import (
     FULL_SET_SIZE,
@@ -32,9 +32,8 @@ def local_judge(base_url: str, **options) -> tuple[JudgeSettings, object]:
 
 @pytest.fixture()
 def judge_server():
-    server = JudgeServer().start()
-    yield server
-    server.stop()
+    with alpaca_judge_server() as server:
+        yield server
 
 
 def expected_win_rate(model_outputs: list[dict], baseline: list[dict]) -> tuple[float, float]:
@@ -64,7 +63,7 @@ def free_port_url() -> str:
 
 def test_evaluator_end_to_end_with_the_tiny_model(judge_server, tiny_model_dir, tmp_path):
     evaluator = AlpacaEvalEvaluator(
-        judge_base_url=judge_server.url,
+        judge_base_url=judge_server.base_url,
         judge_model="local-judge",
         judge_price_per_token=1e-6,
         max_instances=5,
@@ -99,7 +98,7 @@ def test_judge_numbers_on_known_outputs(judge_server):
     rows = list(load_alpaca_eval_set(max_instances=8, subset_seed=3).rows)
     outputs = truncated_outputs(rows)
     outputs[0]["output"] = rows[0]["output"]  # identical to the baseline: a draw, never sent to the judge
-    result = run_judge(outputs, rows, *local_judge(judge_server.url), name="truncated")
+    result = run_judge(outputs, rows, *local_judge(judge_server.base_url), name="truncated")
     win_rate, standard_error = expected_win_rate(outputs, rows)
     assert result.summary.win_rate == pytest.approx(win_rate, abs=1e-6)
     assert result.summary.standard_error == pytest.approx(standard_error, abs=1e-6)
@@ -109,13 +108,10 @@ def test_judge_numbers_on_known_outputs(judge_server):
 
 
 def test_judge_without_logprobs_fails_clearly():
-    server = JudgeServer(with_logprobs=False).start()
-    try:
+    with alpaca_judge_server(with_logprobs=False) as server:
         rows = list(load_alpaca_eval_set(max_instances=3).rows)
         with pytest.raises(JudgeError, match="returned no logprobs"):
-            run_judge(truncated_outputs(rows), rows, *local_judge(server.url), name="m")
-    finally:
-        server.stop()
+            run_judge(truncated_outputs(rows), rows, *local_judge(server.base_url), name="m")
 
 
 def test_judge_server_down_fails_clearly():
@@ -128,14 +124,11 @@ def test_judge_server_down_fails_clearly():
 def test_missing_annotations_are_counted_not_dropped():
     rows = list(load_alpaca_eval_set(max_instances=6).rows)
     skipped = {rows[1]["instruction"], rows[4]["instruction"]}
-    server = JudgeServer(unparseable=lambda prompt: any(text in prompt for text in skipped)).start()
-    try:
-        judge = local_judge(server.url)
+    with alpaca_judge_server(unparseable=lambda prompt: any(text in prompt for text in skipped)) as server:
+        judge = local_judge(server.base_url)
         with pytest.raises(JudgeError, match=r"2 of 6 judge annotations are missing or invalid"):
             run_judge(truncated_outputs(rows), rows, *judge, name="m")
         result = run_judge(truncated_outputs(rows), rows, *judge, name="m", max_missing=2)
-    finally:
-        server.stop()
     assert (result.summary.n_total, result.summary.n_missing) == (4, 2)
     kept = [
         (o, b) for o, b in zip(truncated_outputs(rows), rows, strict=True) if b["instruction"] not in skipped
@@ -179,7 +172,7 @@ def test_length_controlled_win_rate_on_the_full_set(judge_server, tmp_path):
         {"instruction": r["instruction"], "output": r["output"][: 100 + 7 * (i % 150)], "generator": "m"}
         for i, r in enumerate(rows)
     ]
-    judge = local_judge(judge_server.url, max_concurrency=8)
+    judge = local_judge(judge_server.base_url, max_concurrency=8)
     result = run_judge(outputs, rows, *judge, name="m", gamed_csv=data.gamed_csv, length_controlled=True)
     win_rate, _ = expected_win_rate(outputs, rows)
     assert result.summary.win_rate == pytest.approx(win_rate, abs=1e-6)
@@ -246,7 +239,7 @@ def test_lc_win_rate_with_df_gamed_from_the_hub(judge_server, monkeypatch, tmp_p
         ],
     )
     assert alpaca_eval_module.AlpacaEvalEvaluator is AlpacaEvalEvaluator
-    evaluator = AlpacaEvalEvaluator(judge_base_url=judge_server.url, judge_model="local-judge")
+    evaluator = AlpacaEvalEvaluator(judge_base_url=judge_server.base_url, judge_model="local-judge")
     metrics = evaluator.evaluate(EvalSubject("m", "unused"), tmp_path / "out")
     assert metrics["lc_win_rate"] is not None and 0 < metrics["lc_win_rate"] < 100
     assert metrics["lc_missing_reason"] == ""

@@ -9,7 +9,7 @@ from prefkit_evals.labeler_validation import builtin_reference_path, read_refere
 from typer.testing import CliRunner
 
 from prefkit.errors import InputError
-from prefkit.judge.fake_server import FakeJudgeServer
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge
 from tests.labeling.classifiers import build_reward_model
 

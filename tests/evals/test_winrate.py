@@ -10,9 +10,9 @@ from prefkit_evals.winrate import ReferenceItem, WinRateEvaluator, load_referenc
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.evaluation.stage import EvalSubject
-from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.judge.statistics import bootstrap_interval, win_rate
 from prefkit.labeling.stage import LabelConfig, label
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import always_a, between, fast_judge_options
 from tests.labeling.conftest import SENTIMENT_ROWS, write_candidates
 

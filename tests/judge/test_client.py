@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from prefkit.judge import (
@@ -14,9 +12,9 @@ from prefkit.judge import (
     load_template,
     round_robin_scores,
 )
-from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.judge.templates import builtin_template_dir
 from prefkit.judge.verdicts import compare_both_orders, pointwise_scores
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import always_a, helpfulness_judge, pointwise_judge
 
 PROMPTS = ["Describe the park.", "Describe the meal."]
@@ -148,23 +146,6 @@ def test_missing_key_for_remote_endpoint(fast_settings, monkeypatch):
     )
     with pytest.raises(JudgeError, match="PREFKIT_TEST_NO_SUCH_KEY"):
         JudgeClient(settings).judge(load_template(None, "pairwise"), [JudgeRequest("p", "a", "b")])
-
-
-def test_fake_server_speaks_logprobs():
-    openai = pytest.importorskip("openai")
-    with FakeJudgeServer(lambda messages: "m") as server:
-        client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
-        response = client.chat.completions.create(
-            model="judge",
-            messages=[{"role": "user", "content": "hi"}],
-            logprobs=True,
-            top_logprobs=3,
-            max_tokens=1,
-        )
-    content = response.choices[0].logprobs.content
-    assert content[0].token == "m" and len(content[0].top_logprobs) == 3
-    assert math.exp(content[0].top_logprobs[0].logprob) > math.exp(content[0].top_logprobs[1].logprob)
-    assert response.usage.prompt_tokens == 1
 
 
 def test_progress_shows_requests_and_cache_hits(fast_settings, capsys):

@@ -7,12 +7,12 @@ import shutil
 import pytest
 
 from prefkit.conversation import CONVERSATION_DTYPE
-from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.judge.templates import HISTORY_HEADER, load_template, render_history
 from prefkit.labeling.length_penalty_sweep import length_penalty_sweep
 from prefkit.labeling.reward_model_labeler import RewardModelLabeler
 from prefkit.labeling.stage import LabelConfig, label
 from prefkit.labeling.vader_labeler import VaderLabeler
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge
 from tests.labeling.conftest import write_candidates
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.labeling.registry import load_labeler
 from prefkit.labeling.stage import LabelConfig, label
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge, pointwise_judge
 
 SECRET = "sk-test-do-not-leak-1234567890"

@@ -1,7 +1,10 @@
 """A small fake OpenAI-compatible judge server (127.0.0.1 only) that can inject faults, for offline tests.
 
 It answers POST /v1/chat/completions with whatever `responder(messages)` returns, in the OpenAI
-response shape (usage, finish_reason, and per-token `logprobs`/`top_logprobs` when asked). Faults are
+response shape (usage, finish_reason, and per-token `logprobs`/`top_logprobs` when asked). A responder
+returns the answer text, or a `JudgeReply` to set the answer's token probabilities and finish reason
+itself (a judge read by its logprobs, such as AlpacaEval's weighted annotator). `logprobs=False` mimics
+a server that ignores logprob requests. Faults are
 planned per distinct request body: the k-th time the same body arrives it gets `faults[k]` (if any),
 so a client that retries eventually gets the real answer, and a run with faults must end equal to a
 run without. Fault names: "401" (refused), "429", "500", "503", "slow" (answer after `slow_s`, to trip a client
@@ -18,23 +21,42 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Responder = Callable[[list[dict[str, Any]]], str]
 FAULTS = ("401", "429", "500", "503", "slow", "drop", "garbage", "badjson")
+
+
+@dataclass(frozen=True)
+class JudgeReply:
+    """A one-token answer with given probabilities: `top_logprobs` maps each candidate token to its log-prob."""
+
+    text: str
+    top_logprobs: dict[str, float]
+    finish_reason: str = "stop"
+
+
+Responder = Callable[[list[dict[str, Any]]], "str | JudgeReply"]
 
 
 class FakeJudgeServer:
     """Context manager: `with FakeJudgeServer(responder, faults=[...]) as server: server.base_url`."""
 
-    def __init__(self, responder: Responder, faults: Sequence[str | None] = (), slow_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        responder: Responder,
+        faults: Sequence[str | None] = (),
+        slow_s: float = 1.0,
+        logprobs: bool = True,
+    ) -> None:
         unknown = [fault for fault in faults if fault is not None and fault not in FAULTS]
         if unknown:
             raise ValueError(f"unknown faults {unknown}; choose from {FAULTS}")
         self.responder = responder
         self.faults = list(faults)
         self.slow_s = slow_s
+        self.logprobs = logprobs
         self.requests = 0  # every POST received, faulty or not
         self.answered = 0  # real answers to requests that got no fault
         self.faults_served: Counter = Counter()
@@ -71,36 +93,25 @@ class FakeJudgeServer:
                 self.faults_served[fault] += 1
             return fault
 
-    def completion(self, request: dict[str, Any], text: str) -> dict[str, Any]:
-        """An OpenAI chat.completion object for `text` (logprobs per whitespace token when asked)."""
+    def completion(self, request: dict[str, Any], reply: str | JudgeReply) -> dict[str, Any]:
+        """An OpenAI chat.completion object for `reply` (logprobs per whitespace token when asked)."""
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        text = reply.text if isinstance(reply, JudgeReply) else reply
         tokens = text.split(" ")
         choice: dict[str, Any] = {
             "index": 0,
             "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop",
+            "finish_reason": reply.finish_reason if isinstance(reply, JudgeReply) else "stop",
             "logprobs": None,
         }
-        if request.get("logprobs"):
+        if request.get("logprobs") and self.logprobs:
             top = int(request.get("top_logprobs") or 0)
-            choice["logprobs"] = {
-                "content": [
-                    {
-                        "token": token,
-                        "logprob": -0.05,
-                        "bytes": list(token.encode()),
-                        "top_logprobs": [
-                            {
-                                "token": token if rank == 0 else f"{token}~{rank}",
-                                "logprob": -0.05 - 3 * rank,
-                                "bytes": None,
-                            }
-                            for rank in range(top)
-                        ],
-                    }
-                    for token in tokens
-                ]
-            }
+            content = (
+                [_given_token_logprobs(reply)]
+                if isinstance(reply, JudgeReply)
+                else [_made_up_token_logprobs(token, top) for token in tokens]
+            )
+            choice["logprobs"] = {"content": content}
         return {
             "id": f"chatcmpl-fake-{self.requests}",
             "object": "chat.completion",
@@ -113,6 +124,33 @@ class FakeJudgeServer:
                 "total_tokens": prompt_words + len(tokens),
             },
         }
+
+
+def _made_up_token_logprobs(token: str, top: int) -> dict[str, Any]:
+    """The token at log-prob -0.05, then `top - 1` made-up alternatives, each far less likely."""
+    return {
+        "token": token,
+        "logprob": -0.05,
+        "bytes": list(token.encode()),
+        "top_logprobs": [
+            {"token": token if rank == 0 else f"{token}~{rank}", "logprob": -0.05 - 3 * rank, "bytes": None}
+            for rank in range(top)
+        ],
+    }
+
+
+def _given_token_logprobs(reply: JudgeReply) -> dict[str, Any]:
+    """The reply's one token with the log-probs the responder gave (all of them, whatever top_logprobs asked)."""
+    top = [
+        {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+        for token, logprob in reply.top_logprobs.items()
+    ]
+    return {
+        "token": reply.text,
+        "logprob": reply.top_logprobs.get(reply.text, -100.0),
+        "bytes": list(reply.text.encode()),
+        "top_logprobs": top,
+    }
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -154,12 +192,12 @@ def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
             if fault == "badjson":
                 self._send_raw(200, b"<html>not json</html>", "application/json")
                 return
-            text = (
+            reply = (
                 "lorem ipsum, no verdict here"
                 if fault == "garbage"
                 else server.responder(request["messages"])
             )
-            payload = server.completion(request, text)
+            payload = server.completion(request, reply)
             if fault is None:
                 with server._lock:
                     server.answered += 1
