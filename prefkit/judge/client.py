@@ -56,7 +56,8 @@ class JudgeSettings(BaseModel):
     backoff_initial_s: float = Field(1.0, ge=0, description="first retry delay (doubles each retry)")
     backoff_max_s: float = Field(30.0, ge=0, description="longest retry delay")
     temperature: float = Field(0.0, ge=0, description="judge sampling temperature")
-    # not called max_tokens: manifests drop any key containing "token" (artifacts.redact_secrets)
+    # named answer_limit, not max_tokens, because configs already use it; manifests would keep either
+    # (artifacts.is_secret_key drops credential names such as `token` or `hf_token`, not counts such as `max_tokens`)
     answer_limit: int | None = Field(
         None, gt=0, description="max tokens of the judge's answer; None = the template's"
     )

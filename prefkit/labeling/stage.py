@@ -172,7 +172,7 @@ def label(
     )
     write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
     card = render_card(_card_inputs(source, run, counts, numbers, work_dir / DATA_FILE))
-    # usage lives in counts: manifest extras drop keys containing "token" (prompt_tokens, ...)
+    # the labeler's usage (prompt_tokens, ...) is a count of this run's work, so it sits with the counts
     counts["labeler_usage"] = usage
     extra = {
         "use_chat_template": source.manifest.extra.get("use_chat_template"),
