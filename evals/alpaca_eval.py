@@ -19,7 +19,7 @@ from typing import Any
 from prefkit_evals.alpaca_annotators import DEFAULT_ANNOTATOR, load_annotator
 from prefkit_evals.alpaca_data import AlpacaEvalSet, length_control_unavailable_reason, load_alpaca_eval_set
 from prefkit_evals.alpaca_judge import JudgeResult, check_judge, run_judge
-from prefkit_evals.sampling import eval_sample_config, sample_prompts
+from prefkit_evals.sampling import EvalGeneration, sample_prompts
 
 from prefkit.errors import ConfigError
 from prefkit.evaluation.stage import EvalSubject
@@ -81,8 +81,7 @@ class AlpacaEvalEvaluator:
         self.subset_seed = int(subset_seed)
         self.max_missing = int(max_missing)
         self.dtype = dtype
-        self.generation = dict(
-            n=1,
+        self.generation = EvalGeneration(
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             top_p=top_p,
@@ -93,7 +92,6 @@ class AlpacaEvalEvaluator:
             backend=backend,
             engine=engine,
         )
-        eval_sample_config("(subject)", **self.generation)  # bad values fail before any model loads
         self.progress = True  # set by prefkit.evaluation.stage (False for --quiet)
 
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
@@ -124,7 +122,7 @@ class AlpacaEvalEvaluator:
     def generate_outputs(self, subject: EvalSubject, data: AlpacaEvalSet) -> list[dict]:
         """The subject's outputs in alpaca_eval's format (instruction, output, generator, dataset)."""
         records = [PromptRecord(str(index), row["instruction"]) for index, row in enumerate(data.rows)]
-        config = eval_sample_config(subject.model, **self.generation)
+        config = self.generation.sample_config(subject.model)
         sampled = sample_prompts(records, config, progress=self.progress, description="answering")
         return [
             {

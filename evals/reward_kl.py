@@ -20,8 +20,8 @@ from typing import Any
 
 from prefkit_evals.rewards import load_scorer
 from prefkit_evals.sampling import (
+    EvalGeneration,
     SampledPrompts,
-    eval_sample_config,
     reference_logprobs,
     sample_prompts,
     score_rewards,
@@ -73,19 +73,18 @@ class RewardKLEvaluator:
         self.prompts_path = Path(prompts)
         self.use_chat_template = use_chat_template
         self.batch_size = int(batch_size)
-        self.sampling = dict(
-            backend=backend,
-            n=n,
+        self.generation = EvalGeneration(
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             top_p=top_p,
+            n=n,
             seed=seed,
             batch_size=batch_size,
             dtype=dtype,
             use_chat_template=use_chat_template,
+            backend=backend,
             engine=engine,
         )
-        eval_sample_config("(subject)", **self.sampling)  # bad values fail before any model loads
         self.labeler = labeler
         self.labeler_options = dict(labeler_options or {})
         self.reference = reference
@@ -118,7 +117,7 @@ class RewardKLEvaluator:
         records = read_prompts(self.prompts_path)[: self.max_prompts]
         scorer = load_scorer(self.labeler, self.labeler_options)
         with_reference = self.reference is not None and not same_model(self.reference, subject.model)
-        config = eval_sample_config(subject.model, **self.sampling, logprobs=with_reference)
+        config = self.generation.sample_config(subject.model, logprobs=with_reference)
         sampled = sample_prompts(
             records, config, progress=self.progress, description="sampling", prompts_file=self.prompts_path
         )

@@ -10,8 +10,8 @@ by `reference_logprobs`, the one function for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,33 @@ def score_rewards(
             rewards.extend(scorer.score(prompts[start : start + chunk], texts[start : start + chunk]))
             bar.advance(len(prompts[start : start + chunk]))
     return rewards
+
+
+@dataclass(frozen=True)
+class EvalGeneration:
+    """How an evaluator samples its subject: the `prefkit sample` settings its options set, declared once.
+
+    Checked when built (a bad value is one ConfigError naming the option, before any model loads);
+    `sample_config(model)` gives the SampleConfig that `sample_prompts` takes.
+    """
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float = 1.0
+    n: int = 1
+    seed: int = 0
+    batch_size: int = 8
+    dtype: str = "float32"
+    use_chat_template: bool | None = None
+    backend: str = "auto"
+    engine: Mapping[str, Any] | None = None  # any other `prefkit sample` setting (device, max_model_len, ...)
+
+    def __post_init__(self) -> None:
+        self.sample_config("(subject)")
+
+    def sample_config(self, model: str, **overrides: Any) -> SampleConfig:
+        """The SampleConfig for sampling `model` (`overrides`: other SampleConfig fields, e.g. logprobs)."""
+        return eval_sample_config(model, **{**asdict(self), **overrides})
 
 
 def eval_sample_config(model: str, **fields: Any) -> SampleConfig:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefkit_evals.sampling import eval_sample_config, sample_prompts
+from prefkit_evals.sampling import EvalGeneration, sample_prompts
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.evaluation.stage import EvalSubject
@@ -90,15 +90,15 @@ class WinRateEvaluator:
             raise ConfigError(f"must be in (0, 1), got {confidence}", field="confidence")
         self.references = references
         self.max_prompts = max_prompts
-        self.generation = {
-            "max_new_tokens": max_new_tokens,
-            "temperature": temperature,
-            "batch_size": batch_size,
-            "backend": backend,
-            "engine": engine,
-        }
-        self.dtype = dtype
-        eval_sample_config("(subject)", n=1, seed=seed, dtype=dtype, **self.generation)
+        self.generation = EvalGeneration(
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            batch_size=batch_size,
+            dtype=dtype,
+            backend=backend,
+            engine=engine,
+        )
         self.progress = True  # set by prefkit.evaluation.stage (False for --quiet)
         self.settings = JudgeSettings.from_options(
             {
@@ -126,7 +126,7 @@ class WinRateEvaluator:
 
     def answer(self, model: str, prompts: list[PromptRecord]) -> list[str]:
         """One answer per prompt from `model` with this evaluator's generation settings."""
-        config = eval_sample_config(model, n=1, seed=self.seed, dtype=self.dtype, **self.generation)
+        config = self.generation.sample_config(model)
         sampled = sample_prompts(prompts, config, progress=self.progress, description="answering")
         return [group[0] for group in sampled.texts]
 

@@ -40,8 +40,17 @@ def build_judge(options: dict[str, Any]):
 
 def answers_path(run_dir: Path, round_index: int, model: str, judge) -> Path:
     """Where one round's held-out answers are kept, named by the model's content and generation settings."""
+    generation = judge.generation
+    # the winrate options that set generation, in the layout answers have always been named by, so that
+    # a resumed run finds the answers it stored before
+    named_by = ("max_new_tokens", "temperature", "batch_size", "backend", "engine")
     settings = json.dumps(
-        {"generation": judge.generation, "dtype": judge.dtype, "seed": judge.seed}, sort_keys=True
+        {
+            "generation": {name: getattr(generation, name) for name in named_by},
+            "dtype": generation.dtype,
+            "seed": generation.seed,
+        },
+        sort_keys=True,
     )
     key = hashlib.sha256(f"{content_hash(model)}|{settings}".encode()).hexdigest()[:16]
     return run_dir / WINRATE_DIR / "answers" / f"round-{round_index:02d}-{key}.jsonl"
