@@ -11,14 +11,15 @@ made hard at 0.5. Reported:
   the reference does (positive = the labeler likes length more than the reference);
 - position-flip rate (judges asked in both orders): share of pairs whose verdict names the same
   *position* both times, i.e. changed its mind when the order changed;
-- percentile bootstrap intervals over pairs for agreement and kappa.
+- percentile bootstrap intervals over pairs for agreement and kappa (`prefkit.judge.statistics.percentile_bootstrap`).
 """
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from prefkit.judge.statistics import percentile_bootstrap
 
 FIRST, SECOND, TIE = "first", "second", "tie"
 OUTCOMES = (FIRST, SECOND, TIE)
@@ -91,27 +92,22 @@ def position_flip_rate(forward: Sequence[str], backward: Sequence[str]) -> float
     return sum(f == b for f, b in decided) / len(decided) if decided else 0.0
 
 
-def bootstrap_interval(
+def paired_bootstrap(
     reference: Sequence[str],
     predicted: Sequence[str],
-    statistic,
+    statistic: Callable[[Sequence[str], Sequence[str]], float],
     *,
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of `statistic(reference, predicted)` over pairs."""
-    rng = random.Random(seed)
-    n = len(reference)
-    values = []
-    for _ in range(resamples):
-        picks = [rng.randrange(n) for _ in range(n)]
-        values.append(statistic([reference[i] for i in picks], [predicted[i] for i in picks]))
-    values.sort()
-    tail = (1.0 - confidence) / 2
-    low = values[int(tail * (resamples - 1))]
-    high = values[int(round((1.0 - tail) * (resamples - 1)))]
-    return low, high
+    """Percentile bootstrap interval of `statistic(reference, predicted)`, resampling whole pairs."""
+
+    def of_pairs(pairs: list[tuple[str, str]]) -> float:
+        return statistic([first for first, _ in pairs], [second for _, second in pairs])
+
+    pairs = list(zip(reference, predicted, strict=True))
+    return percentile_bootstrap(pairs, of_pairs, resamples=resamples, confidence=confidence, seed=seed)
 
 
 def agreement_report(
@@ -125,10 +121,10 @@ def agreement_report(
     seed: int = 0,
 ) -> dict[str, float]:
     """Every measure of the module docstring (position flips are added by callers that ask both orders)."""
-    agree_low, agree_high = bootstrap_interval(
+    agree_low, agree_high = paired_bootstrap(
         reference, predicted, agreement, resamples=resamples, confidence=confidence, seed=seed
     )
-    kappa_low, kappa_high = bootstrap_interval(
+    kappa_low, kappa_high = paired_bootstrap(
         reference, predicted, cohen_kappa, resamples=resamples, confidence=confidence, seed=seed
     )
     return {

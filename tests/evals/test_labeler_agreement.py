@@ -13,6 +13,7 @@ from prefkit_evals.labeler_agreement import (
     length_bias,
     outcome_from_preference,
     outcome_from_scores,
+    paired_bootstrap,
     position_flip_rate,
     validate_scorer,
 )
@@ -63,3 +64,10 @@ def test_vader_against_sentiment_reference():
         VaderCompoundScorer(), ["p"] * 3, firsts, seconds, [SECOND, FIRST, SECOND], resamples=50
     )
     assert flipped["agreement"] == 0.0 and flipped["kappa"] < 0
+
+
+def test_paired_bootstrap_resamples_whole_pairs():
+    # every pair agrees, so every resample of pairs agrees fully; resampling the two sides apart would not
+    reference = [FIRST, SECOND, FIRST, SECOND, TIE] * 4
+    assert paired_bootstrap(reference, reference, agreement, resamples=100) == (1.0, 1.0)
+    assert paired_bootstrap(reference, reference, cohen_kappa, resamples=100) == (1.0, 1.0)
