@@ -61,8 +61,10 @@ def test_each_evaluator_samples_with_its_options(evaluator, expected):
     assert {name: getattr(config, name) for name in expected} == expected
 
 
-def test_round_answers_keep_the_names_they_were_stored_under(tiny_model_dir, tmp_path):
+def test_round_answers_keep_the_names_they_were_stored_under(tmp_path):
     """Iterate's stored round answers are named by the winrate generation settings in their old layout."""
+    model = tmp_path / "model.safetensors"  # any file: answers are named by its content hash
+    model.write_bytes(b"weights")
     judge = WinRateEvaluator(references="r.jsonl", max_new_tokens=5, temperature=0.3, seed=4)
     layout = {
         "generation": {
@@ -75,6 +77,6 @@ def test_round_answers_keep_the_names_they_were_stored_under(tiny_model_dir, tmp
         "dtype": "float32",
         "seed": 4,
     }
-    key = hashlib.sha256(f"{content_hash(str(tiny_model_dir))}|{json.dumps(layout, sort_keys=True)}".encode())
+    key = hashlib.sha256(f"{content_hash(str(model))}|{json.dumps(layout, sort_keys=True)}".encode())
     expected = tmp_path / "winrate" / "answers" / f"round-01-{key.hexdigest()[:16]}.jsonl"
-    assert answers_path(tmp_path, 1, str(tiny_model_dir), judge) == expected
+    assert answers_path(tmp_path, 1, str(model), judge) == expected
