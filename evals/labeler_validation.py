@@ -139,12 +139,12 @@ def check_labeler(
 
     from prefkit.artifacts import atomic_write_text
     from prefkit.errors import ConfigError
+    from prefkit.progress import say
 
     if report_path.exists():
         report = json.loads(report_path.read_text())
     else:
-        if progress:
-            print(f"[iterate] validating labeler {labeler} against {check.reference} ...", file=sys.stderr)
+        say(progress, f"[iterate] validating labeler {labeler} against {check.reference} ...")
         report = validate_labeler(
             labeler, options, check.reference, max_pairs=check.max_pairs, resamples=check.resamples
         )

@@ -13,15 +13,19 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from pydantic import BaseModel, Field
 
 from prefkit.errors import ArtifactError
 from prefkit.validation import kill_point
+
+if TYPE_CHECKING:
+    from prefkit.records import Artifact
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -165,8 +169,36 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"manifest.json is malformed ({error.__class__.__name__})", file=path) from None
 
 
+@contextmanager
+def stage_artifact(
+    out: str | Path,
+    stage: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str | Path],
+    *,
+    force: bool = False,
+    replace_same_stage: bool = False,
+) -> Iterator[StageRun]:
+    """The skeleton of every stage: `with stage_artifact(...) as run:` yields the `StageRun`.
+
+    Inside the block a stage returns `run.artifact()` when `run.already_done`, validates its inputs,
+    calls `run.open()` for the work folder (nothing exists on disk before that), does its work and
+    names the manifest's contents with `run.set_result(counts, card, extra)`. A clean exit from a run
+    that was opened finishes it (manifest, then the rename into place); an exception leaves the work
+    folder as it is, so the same command resumes it. After the block, `run.artifact()` opens the result.
+    """
+    run = StageRun(out, stage, config, inputs, force=force, replace_same_stage=replace_same_stage)
+    yield run
+    if run.opened and not run.finished:
+        run.finish(**run.result)
+
+
 class StageRun:
-    """One run of a stage into `out`: skip if finished with the same fingerprint, else resume or start."""
+    """One run of a stage into `out`: skip if finished with the same fingerprint, else resume or start.
+
+    `replace_same_stage` replaces a finished artifact of the same stage from other config or inputs
+    without `force` (the eval artifact, a view over its cache); anything else in `out` still needs it.
+    """
 
     def __init__(
         self,
@@ -176,6 +208,7 @@ class StageRun:
         inputs: Mapping[str, str | Path],
         *,
         force: bool = False,
+        replace_same_stage: bool = False,
     ) -> None:
         self.out = Path(out)
         self.stage = stage
@@ -183,8 +216,12 @@ class StageRun:
         self.inputs = {name: content_hash(path) for name, path in inputs.items()}
         self.fingerprint = fingerprint(stage, self.config, self.inputs)
         self.force = force
+        self.replace_same_stage = replace_same_stage
         self.started_at = now_iso()
         self.work_dir = self.out.parent / f".{self.out.name}.partial"
+        self.opened = False
+        self.finished = False
+        self.result: dict[str, Any] = {}
         self.existing: Manifest | None = None
         if self.out.exists():
             self.existing = self._check_existing()
@@ -201,7 +238,7 @@ class StageRun:
         manifest = read_manifest(self.out)
         if manifest.fingerprint == self.fingerprint and not self.force:
             return manifest
-        if self.force:
+        if self.force or (self.replace_same_stage and manifest.stage == self.stage):
             return None
         raise ArtifactError(
             f"already holds a finished '{manifest.stage}' artifact from different inputs or config",
@@ -221,7 +258,24 @@ class StageRun:
             shutil.rmtree(self.work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(self.fingerprint)
+        self.opened = True
         return self.work_dir
+
+    def set_result(
+        self,
+        counts: Mapping[str, Any] | None = None,
+        card: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        not_hashed: Iterable[str] = (),
+    ) -> None:
+        """What `finish` writes when `stage_artifact`'s block exits cleanly (arguments as for `finish`)."""
+        self.result = {"counts": counts, "card": card, "extra": extra, "not_hashed": tuple(not_hashed)}
+
+    def artifact(self) -> Artifact:
+        """The finished artifact in `out`, opened and checked as this stage's output."""
+        from prefkit.records import open_artifact  # records imports this module
+
+        return open_artifact(self.out, self.stage)
 
     # -- shards ---------------------------------------------------------------------------------
     @property
@@ -299,4 +353,5 @@ class StageRun:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.work_dir, self.out)
         self.existing = manifest
+        self.finished = True
         return manifest

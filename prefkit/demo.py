@@ -9,13 +9,13 @@ sequence KL(pi || pi_ref) and mean length. Every stage is a resumable artifact u
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from prefkit.datasets import resolve_prompts
+from prefkit.progress import say
 from prefkit.report import build_report
 from prefkit.validation import STRICT_CONFIG
 
@@ -104,8 +104,7 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
 
 def announce(progress: bool, message: str) -> None:
     """One line on stderr naming the stage that starts (each stage then shows its own progress bar)."""
-    if progress:
-        print(f"[demo] {message}", file=sys.stderr, flush=True)
+    say(progress, f"[demo] {message}")
 
 
 def report_rows(report) -> list[dict[str, Any]]:

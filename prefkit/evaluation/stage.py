@@ -18,15 +18,15 @@ import inspect
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prefkit.artifacts import MANIFEST_FILE, StageRun, content_hash, read_manifest, redact_secrets
+from prefkit.artifacts import StageRun, content_hash, read_manifest, redact_secrets, stage_artifact
 from prefkit.errors import ArtifactError, ConfigError
+from prefkit.progress import say
 from prefkit.validation import kill_point, refuse_non_finite
 
 METRICS_FILE = "metrics.json"
@@ -210,48 +210,40 @@ def evaluate(
         "plots": config.plots,
         "subjects": [{"name": s.name, "model": s.model, "content_hash": digests[s.name]} for s in parsed],
     }
-    run = _open_stage(Path(out), stage_config, force)
-    if run.already_done:
-        return load_report(Path(out))
-    # every evaluator is built (plugin found, options checked) before the work folder or cache exists
-    evaluators = {name: build_evaluator(name, config.options.get(name, {})) for name in config.evaluators}
-    for evaluator in evaluators.values():
-        if hasattr(evaluator, "progress"):  # evaluators that show progress bars follow --quiet
-            evaluator.progress = progress
-        check_subject = getattr(evaluator, "check_subject", None)  # optional: inputs vs each subject
-        for subject in parsed if callable(check_subject) else ():
-            check_subject(subject)
-    work = run.open()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    results: list[SubjectResult] = []
-    for evaluator_name in config.evaluators:
-        evaluator = evaluators[evaluator_name]
-        for subject in parsed:
-            key = cache_key(digests[subject.name], evaluator_name, fingerprints[evaluator_name])
-            entry = cache / key
-            cached = (entry / METRICS_FILE).exists() and not force
-            if not cached:
-                _say(progress, f"[eval] {evaluator_name} on {subject.name} ...")
-                _evaluate_into(evaluator, subject, entry)
-            else:
-                _say(progress, f"[eval] {evaluator_name} on {subject.name}: cached")
-            metrics = json.loads((entry / METRICS_FILE).read_text())
-            files = work / "results" / subject.name / evaluator_name
-            shutil.copytree(entry, files, dirs_exist_ok=True)
-            results.append(
-                SubjectResult(subject, digests[subject.name], evaluator_name, metrics, files, cached)
-            )
-    return _finish(run, work, parsed, results, config)
-
-
-def _open_stage(out: Path, stage_config: dict[str, Any], force: bool) -> StageRun:
-    try:
-        return StageRun(out, "eval", stage_config, {}, force=force)
-    except ArtifactError:
-        # an eval artifact over other subjects/options is a view over the cache: replace it
-        if (out / MANIFEST_FILE).exists() and read_manifest(out).stage == "eval":
-            return StageRun(out, "eval", stage_config, {}, force=True)
-        raise
+    # an eval artifact over other subjects or options is a view over the cache: replaced without --force
+    with stage_artifact(out, "eval", stage_config, {}, force=force, replace_same_stage=True) as run:
+        if run.already_done:
+            return load_report(Path(out))
+        # every evaluator is built (plugin found, options checked) before the work folder or cache exists
+        evaluators = {name: build_evaluator(name, config.options.get(name, {})) for name in config.evaluators}
+        for evaluator in evaluators.values():
+            if hasattr(evaluator, "progress"):  # evaluators that show progress bars follow --quiet
+                evaluator.progress = progress
+            check_subject = getattr(evaluator, "check_subject", None)  # optional: inputs vs each subject
+            for subject in parsed if callable(check_subject) else ():
+                check_subject(subject)
+        work = run.open()
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        results: list[SubjectResult] = []
+        for evaluator_name in config.evaluators:
+            evaluator = evaluators[evaluator_name]
+            for subject in parsed:
+                key = cache_key(digests[subject.name], evaluator_name, fingerprints[evaluator_name])
+                entry = cache / key
+                cached = (entry / METRICS_FILE).exists() and not force
+                if not cached:
+                    say(progress, f"[eval] {evaluator_name} on {subject.name} ...")
+                    _evaluate_into(evaluator, subject, entry)
+                else:
+                    say(progress, f"[eval] {evaluator_name} on {subject.name}: cached")
+                metrics = json.loads((entry / METRICS_FILE).read_text())
+                files = work / "results" / subject.name / evaluator_name
+                shutil.copytree(entry, files, dirs_exist_ok=True)
+                results.append(
+                    SubjectResult(subject, digests[subject.name], evaluator_name, metrics, files, cached)
+                )
+        report = _finish(run, work, parsed, results, config)
+    return report
 
 
 def _evaluate_into(evaluator: Evaluator, subject: EvalSubject, entry: Path) -> None:
@@ -291,7 +283,7 @@ def _finish(
     (work / "report.md").write_text(render_report(frame, [p.name for p in plots], config))
     write_eval_page(work, run.out, config.model_dump(mode="json"))
     reused = sum(result.cached for result in results)
-    run.finish(
+    run.set_result(
         counts={
             "subjects": len(subjects),
             "evaluations": len(results),
@@ -344,8 +336,3 @@ def load_report(out: str | Path) -> EvalReport:
         evaluated=0,
         reused=int(manifest.counts.get("evaluations", 0)),
     )
-
-
-def _say(progress: bool, message: str) -> None:
-    if progress:
-        print(message, file=sys.stderr, flush=True)

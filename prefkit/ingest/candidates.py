@@ -122,33 +122,33 @@ def import_candidates(source: SourceRows) -> Artifact:
     """Write (or reuse) the candidates artifact of these rows, keyed by their content hash."""
     import polars as pl
 
-    from prefkit.artifacts import StageRun
+    from prefkit.artifacts import stage_artifact
     from prefkit.conversation import column_dtype
     from prefkit.ingest.importer import IMPORTS_FOLDER
     from prefkit.models import cache_home
-    from prefkit.records import CANDIDATES_SCHEMA, open_artifact
+    from prefkit.records import CANDIDATES_SCHEMA
 
     records, conversational = candidate_records(source)
     digest = _digest("\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in records))
     out = cache_home() / IMPORTS_FOLDER / f"candidates-{digest[:16]}"
-    run = StageRun(out, "candidates", {"format": "candidates-file", "rows_sha256": digest}, {})
-    if run.already_done:
-        return open_artifact(out, "candidates")
-    run.open()
-    schema = {**CANDIDATES_SCHEMA, "prompt": column_dtype(conversational)}
-    run.write_data(pl.DataFrame(records, schema=schema))
-    card = (
-        f"# Imported candidates\n\n{len(records)} prompts with their completions, imported from "
-        f"`{source.origin}` ({source.kind}); {'conversational' if conversational else 'plain-string'} prompts.\n"
-        f"Content hash of the rows: `{digest}`.\n"
-    )
-    extra = {
-        "format": "candidates-file",
-        "source": {"origin": source.origin, "kind": source.kind, **source.details},
-        "use_chat_template": None,
-    }
-    run.finish(counts={"prompts": len(records)}, card=card, extra=extra)
-    return open_artifact(out, "candidates")
+    with stage_artifact(out, "candidates", {"format": "candidates-file", "rows_sha256": digest}, {}) as run:
+        if run.already_done:
+            return run.artifact()
+        run.open()
+        schema = {**CANDIDATES_SCHEMA, "prompt": column_dtype(conversational)}
+        run.write_data(pl.DataFrame(records, schema=schema))
+        card = (
+            f"# Imported candidates\n\n{len(records)} prompts with their completions, imported from "
+            f"`{source.origin}` ({source.kind}); {'conversational' if conversational else 'plain-string'} prompts.\n"
+            f"Content hash of the rows: `{digest}`.\n"
+        )
+        extra = {
+            "format": "candidates-file",
+            "source": {"origin": source.origin, "kind": source.kind, **source.details},
+            "use_chat_template": None,
+        }
+        run.set_result(counts={"prompts": len(records)}, card=card, extra=extra)
+    return run.artifact()
 
 
 def _digest(text: str) -> str:

@@ -47,33 +47,32 @@ def resolve_preferences(
 
 def import_preferences(source: SourceRows, *, columns: Mapping[str, str] | None = None) -> Artifact:
     """Normalise the rows, then write (or reuse) the artifact keyed by their content hash."""
-    from prefkit.artifacts import StageRun
+    from prefkit.artifacts import stage_artifact
     from prefkit.models import cache_home
-    from prefkit.records import open_artifact
 
     preferences = normalise_preferences(source)
     digest = rows_hash(preferences)
     out = cache_home() / IMPORTS_FOLDER / f"preferences-{digest[:16]}"
     config = {"format": preferences.format, "rows_sha256": digest}
-    run = StageRun(out, "preferences", config, {})
-    if run.already_done:
-        return open_artifact(out, "preferences")
-    run.open()
-    run.write_data(preferences_frame(preferences))
-    extra = {
-        "format": preferences.format,
-        "conversational": preferences.conversational,
-        "source": {"origin": source.origin, "kind": source.kind, **source.details},
-        "columns": dict(columns or {}),
-        "use_chat_template": None,  # auto: the policy's chat template when it has one
-        "length_unit": "chars",  # len_chosen / len_rejected count characters (formats.py)
-    }
-    run.finish(
-        counts={"pairs": len(preferences.rows)},
-        card=import_card(preferences, source, digest),
-        extra=extra,
-    )
-    return open_artifact(out, "preferences")
+    with stage_artifact(out, "preferences", config, {}) as run:
+        if run.already_done:
+            return run.artifact()
+        run.open()
+        run.write_data(preferences_frame(preferences))
+        extra = {
+            "format": preferences.format,
+            "conversational": preferences.conversational,
+            "source": {"origin": source.origin, "kind": source.kind, **source.details},
+            "columns": dict(columns or {}),
+            "use_chat_template": None,  # auto: the policy's chat template when it has one
+            "length_unit": "chars",  # len_chosen / len_rejected count characters (formats.py)
+        }
+        run.set_result(
+            counts={"pairs": len(preferences.rows)},
+            card=import_card(preferences, source, digest),
+            extra=extra,
+        )
+    return run.artifact()
 
 
 def rows_hash(preferences: PreferenceSet) -> str:

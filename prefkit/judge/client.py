@@ -28,7 +28,7 @@ from prefkit.errors import PrefkitError, require_module, validated_config
 from prefkit.judge.cache import CachedJudgement, JudgeCache, judgement_key
 from prefkit.judge.templates import JudgeTemplate
 from prefkit.models import cache_home
-from prefkit.sampling.progress import StepProgress
+from prefkit.progress import StepProgress
 from prefkit.validation import STRICT_CONFIG
 
 RETRY_STATUS = {408, 409, 429}

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, field_validator
 
-from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
+from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text, stage_artifact
 from prefkit.conversation import Prompt, assistant_turn
 from prefkit.errors import ConfigError, ModelError, PrefkitError
 from prefkit.ingest.candidates import resolve_candidates
@@ -47,12 +47,12 @@ from prefkit.labeling.pairing import (
 )
 from prefkit.labeling.registry import load_labeler
 from prefkit.models import EMBEDDED_ALIASES, cache_home
+from prefkit.progress import StepProgress
 from prefkit.records import (
     PREFERENCES_SCHEMA,
     PREFERENCES_TRUNCATION_SCHEMA,
     Artifact,
     is_conversational,
-    open_artifact,
     stage_schema,
 )
 from prefkit.validation import STRICT_CONFIG, reading
@@ -134,55 +134,58 @@ def label(
 ) -> Artifact:
     """Score a candidates artifact and write a preferences artifact; skipped if done, resumed if interrupted."""
     source = resolve_candidates(candidates)  # an artifact, or a candidates file imported as one
-    run = StageRun(out, "preferences", config.model_dump(), {"candidates": source.path}, force=force)
-    if run.already_done:
-        return open_artifact(run.out, "preferences")
-    with reading(source.data_path):
-        total_rows = check_candidates(source.data_path, config.length_unit)
-    # the labeler is loaded before the work folder exists: a bad name or option leaves nothing behind
-    labeler: Labeler | None = load_labeler(config.labeler, config.labeler_options)
-    try:
-        work_dir = run.open()
-    except BaseException:
-        close_labeler(labeler)
-        raise
-    # counts live inside the shard folder, so finish() removes shards and counts together; a shard
-    # without its counts file is labeled again (no state can leave a resume without its counts)
-    counts_dir = run.shard_dir / COUNTS_DIR
-    counts_dir.mkdir(parents=True, exist_ok=True)
-    done = {index for index in run.completed_shards() if (counts_dir / f"{index:05d}.json").exists()}
-    shards = iter_candidate_shards(source.data_path, config.shard_size, skip=done)
-    try:
-        with _ProgressBar(progress, total_rows, len(done) * config.shard_size) as advance:
-            for shard in shards:
-                before = _usage(labeler)
-                pairs, counts = label_shard(shard, labeler, config, source.data_path)
-                counts["usage"] = _usage_delta(before, _usage(labeler))
-                # counts first, then the shard file: a shard file on disk means its counts are there too
-                atomic_write_text(counts_dir / f"{shard.index:05d}.json", json.dumps(counts))
-                run.write_shard(shard.index, pairs)
-                advance(shard.frame.height)
-    finally:
-        close_labeler(labeler)
-    counts, usage = _merge_counts(counts_dir, run.completed_shards())
-    conversational = is_conversational(pl.read_parquet_schema(source.data_path))
-    _write_data(run, work_dir / DATA_FILE, output_schema(conversational))
-    numbers = pl.read_parquet(
-        work_dir / DATA_FILE, columns=[*list(PREFERENCES_SCHEMA)[4:], *PREFERENCES_TRUNCATION_SCHEMA]
-    )
-    write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
-    card = render_card(_card_inputs(source, run, counts, numbers, work_dir / DATA_FILE))
-    # the labeler's usage (prompt_tokens, ...) is a count of this run's work, so it sits with the counts
-    counts["labeler_usage"] = usage
-    extra = {
-        "use_chat_template": source.manifest.extra.get("use_chat_template"),
-        "conversational": conversational,
-        "length_unit": config.length_unit,
-        "length_penalty": config.length_penalty,
-        "truncated": config.truncated,
-    }
-    run.finish(counts=counts, card=card, extra=extra)
-    return open_artifact(run.out, "preferences")
+    candidates_input = {"candidates": source.path}
+    with stage_artifact(out, "preferences", config.model_dump(), candidates_input, force=force) as run:
+        if run.already_done:
+            return run.artifact()
+        with reading(source.data_path):
+            total_rows = check_candidates(source.data_path, config.length_unit)
+        # the labeler is loaded before the work folder exists: a bad name or option leaves nothing behind
+        labeler: Labeler | None = load_labeler(config.labeler, config.labeler_options)
+        try:
+            work_dir = run.open()
+        except BaseException:
+            close_labeler(labeler)
+            raise
+        # counts live inside the shard folder, so finish() removes shards and counts together; a shard
+        # without its counts file is labeled again (no state can leave a resume without its counts)
+        counts_dir = run.shard_dir / COUNTS_DIR
+        counts_dir.mkdir(parents=True, exist_ok=True)
+        done = {index for index in run.completed_shards() if (counts_dir / f"{index:05d}.json").exists()}
+        shards = iter_candidate_shards(source.data_path, config.shard_size, skip=done)
+        try:
+            with StepProgress(
+                "labeling", total_rows, unit="rows", enabled=progress, done=len(done) * config.shard_size
+            ) as bar:
+                for shard in shards:
+                    before = _usage(labeler)
+                    pairs, counts = label_shard(shard, labeler, config, source.data_path)
+                    counts["usage"] = _usage_delta(before, _usage(labeler))
+                    # counts first, then the shard file: a shard file on disk means its counts are there too
+                    atomic_write_text(counts_dir / f"{shard.index:05d}.json", json.dumps(counts))
+                    run.write_shard(shard.index, pairs)
+                    bar.advance(shard.frame.height)
+        finally:
+            close_labeler(labeler)
+        counts, usage = _merge_counts(counts_dir, run.completed_shards())
+        conversational = is_conversational(pl.read_parquet_schema(source.data_path))
+        _write_data(run, work_dir / DATA_FILE, output_schema(conversational))
+        numbers = pl.read_parquet(
+            work_dir / DATA_FILE, columns=[*list(PREFERENCES_SCHEMA)[4:], *PREFERENCES_TRUNCATION_SCHEMA]
+        )
+        write_histograms(numbers, work_dir / HISTOGRAM_FILE, config.length_unit)
+        card = render_card(_card_inputs(source, run, counts, numbers, work_dir / DATA_FILE))
+        # the labeler's usage (prompt_tokens, ...) is a count of this run's work, so it sits with the counts
+        counts["labeler_usage"] = usage
+        extra = {
+            "use_chat_template": source.manifest.extra.get("use_chat_template"),
+            "conversational": conversational,
+            "length_unit": config.length_unit,
+            "length_penalty": config.length_penalty,
+            "truncated": config.truncated,
+        }
+        run.set_result(counts=counts, card=card, extra=extra)
+    return run.artifact()
 
 
 @dataclass(frozen=True)
@@ -417,28 +420,6 @@ def close_labeler(labeler: Labeler | None) -> None:
     close = getattr(labeler, "close", None)
     if callable(close):
         close()
-
-
-class _ProgressBar:
-    """A rich progress bar over rows, or nothing when `enabled` is false (tests, logs)."""
-
-    def __init__(self, enabled: bool, total: int, completed: int) -> None:
-        self.enabled, self.total, self.completed = enabled, total, min(completed, total)
-        self._bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda rows: None
-        from rich.progress import Progress
-
-        self._bar = Progress(transient=True)
-        self._bar.start()
-        task = self._bar.add_task("labeling", total=self.total, completed=self.completed)
-        return lambda rows: self._bar.advance(task, rows)
-
-    def __exit__(self, *exc_info) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def parse_labeler_options(text: str | None) -> dict[str, Any]:

@@ -17,18 +17,18 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from prefkit.artifacts import StageRun
+from prefkit.artifacts import StageRun, stage_artifact
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
 from prefkit.conversation import is_conversation
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import InputError, located
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.plugins import load_plugin
-from prefkit.records import Artifact, PromptRecord, open_artifact, read_prompts, stage_schema
+from prefkit.progress import SamplingProgress
+from prefkit.records import Artifact, PromptRecord, read_prompts, stage_schema
 from prefkit.sampling.base import Completion, Sampler, SamplingParams
 from prefkit.sampling.card import candidates_card
 from prefkit.sampling.options import SamplerOptions
-from prefkit.sampling.progress import SamplingProgress
 from prefkit.sampling.prompt_tokens import derive_seed
 from prefkit.validation import STRICT_CONFIG, reading
 
@@ -129,56 +129,56 @@ def sample(
     model_location = resolve_model(config.model)
     if (Path(model_location) / "manifest.json").exists():
         inputs["model"] = Path(model_location)  # a prefkit checkpoint: its recorded hash is cheap
-    run = StageRun(out, STAGE, fingerprinted, inputs, force=force)
-    if run.already_done:
-        return open_artifact(out, STAGE)
+    with stage_artifact(out, STAGE, fingerprinted, inputs, force=force) as run:
+        if run.already_done:
+            return run.artifact()
 
-    tokenizer = load_tokenizer(model_location, trust_remote_code=config.trust_remote_code)
-    use_chat_template = wants_chat_template(tokenizer, config.use_chat_template)
-    conversational = is_conversation(records[0].prompt)
-    if conversational and not use_chat_template:
-        raise InputError(
-            "holds conversations, but the model's tokenizer has no chat template to render them"
-            + (" (--no-chat-template was given)" if config.use_chat_template is False else ""),
-            file=prompts_path,
-            field="prompt",
-            hint="use a chat model, drop --no-chat-template, or give plain-string prompts",
+        tokenizer = load_tokenizer(model_location, trust_remote_code=config.trust_remote_code)
+        use_chat_template = wants_chat_template(tokenizer, config.use_chat_template)
+        conversational = is_conversation(records[0].prompt)
+        if conversational and not use_chat_template:
+            raise InputError(
+                "holds conversations, but the model's tokenizer has no chat template to render them"
+                + (" (--no-chat-template was given)" if config.use_chat_template is False else ""),
+                file=prompts_path,
+                field="prompt",
+                hint="use a chat model, drop --no-chat-template, or give plain-string prompts",
+            )
+        sampler_class = load_plugin("samplers", backend)
+        sampler: Sampler = sampler_class(model_location, config.sampler_options(use_chat_template))
+        try:
+            check_prompt_lengths(tokenizer, records, use_chat_template, sampler.max_model_len, prompts_path)
+            run.open()
+            started = time.perf_counter()
+            generate_missing_shards(run, sampler, records, config, progress)
+            elapsed = time.perf_counter() - started
+        finally:
+            sampler.close()
+
+        table = run.read_shards().select(list(output_schema(conversational)))
+        run.write_data(table)
+        example = render_prompt(tokenizer, records[0].prompt, use_chat_template)
+        sampler_info = sampler_metadata(config, backend, model_location, sampler.max_model_len)
+        card = candidates_card(
+            table,
+            prompts_path,
+            run.inputs["prompts"],
+            sampler_info,
+            use_chat_template,
+            example,
+            records[0].prompt,
         )
-    sampler_class = load_plugin("samplers", backend)
-    sampler: Sampler = sampler_class(model_location, config.sampler_options(use_chat_template))
-    try:
-        check_prompt_lengths(tokenizer, records, use_chat_template, sampler.max_model_len, prompts_path)
-        run.open()
-        started = time.perf_counter()
-        generate_missing_shards(run, sampler, records, config, progress)
-        elapsed = time.perf_counter() - started
-    finally:
-        sampler.close()
-
-    table = run.read_shards().select(list(output_schema(conversational)))
-    run.write_data(table)
-    example = render_prompt(tokenizer, records[0].prompt, use_chat_template)
-    sampler_info = sampler_metadata(config, backend, model_location, sampler.max_model_len)
-    card = candidates_card(
-        table,
-        prompts_path,
-        run.inputs["prompts"],
-        sampler_info,
-        use_chat_template,
-        example,
-        records[0].prompt,
-    )
-    run.finish(
-        counts=candidate_counts(table, run, elapsed),
-        card=card,
-        extra={
-            "use_chat_template": use_chat_template,
-            "conversational": conversational,
-            "sampler": sampler_info,
-            "engine": engine_settings(config),
-        },
-    )
-    return open_artifact(out, STAGE)
+        run.set_result(
+            counts=candidate_counts(table, run, elapsed),
+            card=card,
+            extra={
+                "use_chat_template": use_chat_template,
+                "conversational": conversational,
+                "sampler": sampler_info,
+                "engine": engine_settings(config),
+            },
+        )
+    return run.artifact()
 
 
 def generate_missing_shards(

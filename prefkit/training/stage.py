@@ -361,59 +361,55 @@ def _train_one(
     out: Path, config: TrainConfig, shared: dict[str, Any], force: bool, progress: bool
 ) -> Artifact:
     """One run (one beta) into `out`, skipped when `out` already holds it, resumed when interrupted."""
-    from prefkit.artifacts import StageRun
+    from prefkit.artifacts import stage_artifact
     from prefkit.models import cache_home
-    from prefkit.records import Artifact
 
     ranks = _Ranks()
-    run = StageRun(
-        out, "checkpoint", config.model_dump(mode="json"), _inputs(shared["artifact"], config), force=force
-    )
-    if run.already_done:
-        return Artifact(path=out, manifest=run.existing)
-    ranks.barrier()
-    work_dir = run.open() if ranks.is_main else run.work_dir
-    ranks.barrier()
-    train_rows, eval_rows = shared["rows"]
-    request = TrainRequest(
-        preferences=shared["artifact"],
-        config=config,
-        work_dir=work_dir,
-        state_dir=work_dir / STATE_FOLDER,
-        use_chat_template=shared["chat"],
-        train_indices=train_rows,
-        eval_indices=eval_rows,
-        cache_dir=cache_home(),
-        progress=progress,
-        options=trainer_options(shared["plugin"], config),
-    )
-    result = shared["plugin"].train(request)
-    degenerate = find_degeneracy(result.history, result.stopped_because, config.collapse_threshold)
-    if ranks.is_main:
-        import shutil
-
-        shutil.rmtree(request.state_dir, ignore_errors=True)
-        final = result.history[-1] if result.history else {}
-        summary = {
-            k: v for k, v in final.items() if isinstance(v, int | float) and not k.startswith(RUN_FACTS)
-        }
-        counts = {
-            "train_pairs": len(train_rows),
-            "eval_pairs": len(eval_rows),
-            "steps": result.steps,
-            **result.counts,
-        }
-        extra = {"final_metrics": summary, "degenerate": degenerate, "beta": config.beta, **result.extra}
-        run.finish(
-            counts=counts,
-            card=checkpoint_card(config, counts, summary, degenerate),
-            extra=extra,
-            not_hashed=NOT_MODEL_FILES,
+    inputs = _inputs(shared["artifact"], config)
+    with stage_artifact(out, "checkpoint", config.model_dump(mode="json"), inputs, force=force) as run:
+        if run.already_done:
+            return run.artifact()
+        ranks.barrier()
+        work_dir = run.open() if ranks.is_main else run.work_dir
+        ranks.barrier()
+        train_rows, eval_rows = shared["rows"]
+        request = TrainRequest(
+            preferences=shared["artifact"],
+            config=config,
+            work_dir=work_dir,
+            state_dir=work_dir / STATE_FOLDER,
+            use_chat_template=shared["chat"],
+            train_indices=train_rows,
+            eval_indices=eval_rows,
+            cache_dir=cache_home(),
+            progress=progress,
+            options=trainer_options(shared["plugin"], config),
         )
-    ranks.barrier()
-    from prefkit.artifacts import read_manifest
+        result = shared["plugin"].train(request)
+        degenerate = find_degeneracy(result.history, result.stopped_because, config.collapse_threshold)
+        if ranks.is_main:
+            import shutil
 
-    return Artifact(path=out, manifest=read_manifest(out))
+            shutil.rmtree(request.state_dir, ignore_errors=True)
+            final = result.history[-1] if result.history else {}
+            summary = {
+                k: v for k, v in final.items() if isinstance(v, int | float) and not k.startswith(RUN_FACTS)
+            }
+            counts = {
+                "train_pairs": len(train_rows),
+                "eval_pairs": len(eval_rows),
+                "steps": result.steps,
+                **result.counts,
+            }
+            extra = {"final_metrics": summary, "degenerate": degenerate, "beta": config.beta, **result.extra}
+            run.set_result(
+                counts=counts,
+                card=checkpoint_card(config, counts, summary, degenerate),
+                extra=extra,
+                not_hashed=NOT_MODEL_FILES,
+            )
+    ranks.barrier()  # the main process has renamed the checkpoint into place
+    return run.artifact()
 
 
 SWEEP_COLUMNS = (
@@ -433,50 +429,44 @@ def _train_sweep(
     """One checkpoint per beta under `out/beta-B/`, plus sweep.md / sweep.json / data.parquet tables."""
     import polars as pl
 
-    from prefkit.artifacts import StageRun, atomic_write_text, read_manifest
-    from prefkit.records import Artifact
+    from prefkit.artifacts import atomic_write_text, stage_artifact
 
     ranks = _Ranks()
-    run = StageRun(
-        out,
-        "checkpoint-sweep",
-        config.model_dump(mode="json"),
-        _inputs(shared["artifact"], config),
-        force=force,
-    )
-    if run.already_done:
-        return Artifact(path=out, manifest=run.existing)
+    inputs = _inputs(shared["artifact"], config)
+    with stage_artifact(out, "checkpoint-sweep", config.model_dump(mode="json"), inputs, force=force) as run:
+        if run.already_done:
+            return run.artifact()
+        ranks.barrier()
+        work_dir = run.open() if ranks.is_main else run.work_dir
+        ranks.barrier()
+        rows = []
+        for beta in config.betas():
+            name = f"beta-{beta:g}"
+            # finished betas of an interrupted sweep are skipped; an interrupted one resumes
+            checkpoint = _train_one(
+                work_dir / name, config.model_copy(update={"beta": beta}), shared, False, progress
+            )
+            final = checkpoint.manifest.extra.get("final_metrics", {})
+            row = {"beta": beta, "checkpoint": name, "steps": checkpoint.manifest.counts.get("steps")}
+            row.update({column: final.get(column) for column in SWEEP_COLUMNS})
+            row["degenerate"] = checkpoint.manifest.extra.get("degenerate")
+            rows.append(row)
+        if ranks.is_main:
+            markdown = sweep_markdown(rows)
+            atomic_write_text(work_dir / "sweep.md", markdown)
+            atomic_write_text(work_dir / "sweep.json", json.dumps(rows, indent=2))
+            run.write_data(pl.DataFrame(rows, infer_schema_length=None))
+            degenerate = [row["beta"] for row in rows if row["degenerate"]]
+            run.set_result(
+                counts={"runs": len(rows), "degenerate_runs": len(degenerate)},
+                card=f"# beta sweep\n\nOne checkpoint per beta in `beta-*/`.\n\n{markdown}",
+                extra={
+                    "checkpoints": {str(row["beta"]): row["checkpoint"] for row in rows},
+                    "degenerate_betas": degenerate,
+                },
+            )
     ranks.barrier()
-    work_dir = run.open() if ranks.is_main else run.work_dir
-    ranks.barrier()
-    rows = []
-    for beta in config.betas():
-        name = f"beta-{beta:g}"
-        # finished betas of an interrupted sweep are skipped; an interrupted one resumes
-        checkpoint = _train_one(
-            work_dir / name, config.model_copy(update={"beta": beta}), shared, False, progress
-        )
-        final = checkpoint.manifest.extra.get("final_metrics", {})
-        row = {"beta": beta, "checkpoint": name, "steps": checkpoint.manifest.counts.get("steps")}
-        row.update({column: final.get(column) for column in SWEEP_COLUMNS})
-        row["degenerate"] = checkpoint.manifest.extra.get("degenerate")
-        rows.append(row)
-    if ranks.is_main:
-        markdown = sweep_markdown(rows)
-        atomic_write_text(work_dir / "sweep.md", markdown)
-        atomic_write_text(work_dir / "sweep.json", json.dumps(rows, indent=2))
-        run.write_data(pl.DataFrame(rows, infer_schema_length=None))
-        degenerate = [row["beta"] for row in rows if row["degenerate"]]
-        run.finish(
-            counts={"runs": len(rows), "degenerate_runs": len(degenerate)},
-            card=f"# beta sweep\n\nOne checkpoint per beta in `beta-*/`.\n\n{markdown}",
-            extra={
-                "checkpoints": {str(row["beta"]): row["checkpoint"] for row in rows},
-                "degenerate_betas": degenerate,
-            },
-        )
-    ranks.barrier()
-    return Artifact(path=out, manifest=read_manifest(out))
+    return run.artifact()
 
 
 def sweep_markdown(rows: list[dict[str, Any]]) -> str:

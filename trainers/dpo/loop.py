@@ -24,6 +24,8 @@ from prefkit_trainers.dpo.packing import collate_layout
 from prefkit_trainers.dpo.telemetry import MetricsLog, memory_report
 from prefkit_trainers.dpo.train_state import Position, load_state, save_state
 
+from prefkit.progress import StepProgress
+
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -283,32 +285,16 @@ def train_loop(
 
 
 class ProgressBar:
-    """A rich progress bar with the latest loss, accuracy and throughput (a no-op when disabled)."""
+    """The training bar (prefkit.progress) with the latest loss, accuracy and throughput as its status."""
 
     def __init__(self, total: int, completed: int, enabled: bool) -> None:
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            transient=False,
-        )
-        self.task = self.progress.add_task("train", total=total, completed=completed, status="")
-        self.progress.start()
+        self.bar = StepProgress("train", total, unit="steps", enabled=enabled, done=completed).start()
 
     def advance(self, record: dict[str, Any]) -> None:
-        if self.progress is None:
-            return
+        """One optimizer step done; `record` is its metrics line."""
         status = f"loss {record['loss']:.4f}  acc {record.get('rewards/accuracies', float('nan')):.2f}"
         status += f"  {record['pairs_per_s']:.1f} pairs/s"
-        self.progress.update(self.task, advance=1, status=status)
+        self.bar.advance(1, status)
 
     def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        self.bar.close()

@@ -1,12 +1,15 @@
-"""Rich progress bars for every step a user waits on: sampling (prompts/s, tokens/s), scoring, judging.
+"""The one way prefkit shows progress: bars and status lines on stderr (stdout stays for results).
 
-`StepProgress` is the one helper: a bar over `total` items of one named step, with a free status text
-(rates, cache hits, retries) and elapsed time and ETA. `SamplingProgress` is the sampling flavour that
-computes prompts/s and tokens/s itself. A disabled bar (tests, `--quiet`) draws nothing.
+`StepProgress` is a bar over `total` items of one named step (sampling, labeling, judging, training
+steps, scoring), with a free status text (rates, loss, cache hits, retries), elapsed time and ETA.
+`SamplingProgress` is the sampling flavour that computes prompts/s and tokens/s itself. `say` prints
+one status line ("[eval] winrate on base ..."). Everything is off when `enabled` is false (`--quiet`,
+`--no-progress`, tests); on a terminal that is not a TTY rich draws no live bar, only the final state.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 from rich.console import Console
@@ -20,10 +23,28 @@ from rich.progress import (
 )
 
 
-class StepProgress:
-    """Progress over `total` items of one step; `advance(count, status)` after each chunk of work."""
+def say(enabled: bool, message: str) -> None:
+    """Print one status line on stderr when progress is shown (the step that starts, a cache hit)."""
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
 
-    def __init__(self, description: str, total: int, *, unit: str = "items", enabled: bool = True) -> None:
+
+class StepProgress:
+    """Progress over `total` items of one step; `advance(count, status)` after each chunk of work.
+
+    Use it as a context manager, or call `start()` and `close()` where a `with` block does not fit.
+    `done` counts items finished by an earlier run (a resumed job) so the ETA covers only new work.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        *,
+        unit: str = "items",
+        enabled: bool = True,
+        done: int = 0,
+    ) -> None:
         self.enabled = enabled
         self.started = time.perf_counter()
         self.progress = Progress(
@@ -37,14 +58,22 @@ class StepProgress:
             console=Console(stderr=True),  # stdout stays for results (JSON, tables)
             disable=not enabled,
         )
-        self.task = self.progress.add_task(description, total=total, status="")
+        self.task = self.progress.add_task(description, total=total, completed=min(done, total), status="")
 
-    def __enter__(self) -> StepProgress:
+    def start(self) -> StepProgress:
+        """Start drawing (a disabled bar draws nothing)."""
         self.progress.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def close(self) -> None:
+        """Stop drawing; the final state stays on screen."""
         self.progress.stop()
+
+    def __enter__(self) -> StepProgress:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @property
     def seconds(self) -> float:
