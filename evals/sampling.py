@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from prefkit.chat import encode_prompt, wants_chat_template
+from prefkit.progress import SamplingProgress, StepProgress
 from prefkit.records import PromptRecord
 from prefkit.sampling.base import Completion
-from prefkit.progress import SamplingProgress, StepProgress
 from prefkit.sampling.stage import SampleConfig, check_prompt_lengths, resolve_backend
 
 # prompts per sampler call in evaluators: small enough that the progress bar moves every few seconds

@@ -13,8 +13,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,32 +168,15 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"manifest.json is malformed ({error.__class__.__name__})", file=path) from None
 
 
-@contextmanager
-def stage_artifact(
-    out: str | Path,
-    stage: str,
-    config: Mapping[str, Any],
-    inputs: Mapping[str, str | Path],
-    *,
-    force: bool = False,
-    replace_same_stage: bool = False,
-) -> Iterator[StageRun]:
-    """The skeleton of every stage: `with stage_artifact(...) as run:` yields the `StageRun`.
+class StageRun:
+    """One run of a stage into `out`: skip if finished with the same fingerprint, else resume or start.
 
+    The skeleton of every stage is `with StageRun(out, stage, config, inputs, force=force) as run:`.
     Inside the block a stage returns `run.artifact()` when `run.already_done`, validates its inputs,
     calls `run.open()` for the work folder (nothing exists on disk before that), does its work and
     names the manifest's contents with `run.set_result(counts, card, extra)`. A clean exit from a run
     that was opened finishes it (manifest, then the rename into place); an exception leaves the work
     folder as it is, so the same command resumes it. After the block, `run.artifact()` opens the result.
-    """
-    run = StageRun(out, stage, config, inputs, force=force, replace_same_stage=replace_same_stage)
-    yield run
-    if run.opened and not run.finished:
-        run.finish(**run.result)
-
-
-class StageRun:
-    """One run of a stage into `out`: skip if finished with the same fingerprint, else resume or start.
 
     `replace_same_stage` replaces a finished artifact of the same stage from other config or inputs
     without `force` (the eval artifact, a view over its cache); anything else in `out` still needs it.
@@ -225,6 +207,14 @@ class StageRun:
         self.existing: Manifest | None = None
         if self.out.exists():
             self.existing = self._check_existing()
+
+    def __enter__(self) -> StageRun:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *details: Any) -> None:
+        # an error (or a kill) keeps the work folder for resume; a run never opened left nothing to finish
+        if error_type is None and self.opened and not self.finished:
+            self.finish(**self.result)
 
     def _check_existing(self) -> Manifest | None:
         if not (self.out / MANIFEST_FILE).exists():
@@ -268,7 +258,7 @@ class StageRun:
         extra: Mapping[str, Any] | None = None,
         not_hashed: Iterable[str] = (),
     ) -> None:
-        """What `finish` writes when `stage_artifact`'s block exits cleanly (arguments as for `finish`)."""
+        """What `finish` writes when the `with StageRun(...)` block exits cleanly (arguments as for `finish`)."""
         self.result = {"counts": counts, "card": card, "extra": extra, "not_hashed": tuple(not_hashed)}
 
     def artifact(self) -> Artifact:

@@ -1,12 +1,12 @@
-"""The stage skeleton (`stage_artifact`): skip when done, nothing on disk before `open()`, finish on a
-clean exit, keep the work folder for resume on an error."""
+"""The stage skeleton (`with StageRun(...) as run:`): skip when done, nothing on disk before `open()`,
+finish on a clean exit, keep the work folder for resume on an error."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from prefkit.artifacts import StageRun, read_manifest, stage_artifact
+from prefkit.artifacts import StageRun, read_manifest
 from prefkit.errors import ArtifactError, InputError
 
 FRAME = pl.DataFrame({"prompt_id": ["a", "b"], "prompt": ["x", "y"]})
@@ -14,7 +14,7 @@ FRAME = pl.DataFrame({"prompt_id": ["a", "b"], "prompt": ["x", "y"]})
 
 def write_prompts_artifact(out, config: dict, *, shards: int = 0) -> StageRun:
     """One run of a toy 'prompts' stage through the skeleton, as every stage uses it."""
-    with stage_artifact(out, "prompts", config, {}) as run:
+    with StageRun(out, "prompts", config, {}) as run:
         if run.already_done:
             return run
         run.open()
@@ -49,13 +49,13 @@ def test_a_finished_artifact_is_skipped_untouched(tmp_path):
 def test_an_error_after_open_keeps_the_work_folder_and_the_rerun_resumes_it(tmp_path):
     out = tmp_path / "art"
     with pytest.raises(RuntimeError, match="killed"):
-        with stage_artifact(out, "prompts", {"a": 1}, {}) as run:
+        with StageRun(out, "prompts", {"a": 1}, {}) as run:
             run.open()
             run.write_shard(0, FRAME.slice(0, 1))
             run.set_result(counts={"rows": 1})
             raise RuntimeError("killed")
     assert not out.exists() and (tmp_path / ".art.partial" / "shards" / "shard-00000.parquet").exists()
-    with stage_artifact(out, "prompts", {"a": 1}, {}) as resumed:
+    with StageRun(out, "prompts", {"a": 1}, {}) as resumed:
         resumed.open()
         assert resumed.completed_shards() == {0}
         resumed.write_data(resumed.read_shards())
@@ -66,9 +66,9 @@ def test_an_error_after_open_keeps_the_work_folder_and_the_rerun_resumes_it(tmp_
 def test_nothing_exists_on_disk_when_validation_fails_or_the_run_never_opens(tmp_path):
     out = tmp_path / "art"
     with pytest.raises(InputError):
-        with stage_artifact(out, "prompts", {"a": 1}, {}) as run:
+        with StageRun(out, "prompts", {"a": 1}, {}) as run:
             raise InputError("bad row", row=3)
-    with stage_artifact(out, "prompts", {"a": 1}, {}) as run:
+    with StageRun(out, "prompts", {"a": 1}, {}) as run:
         pass  # e.g. a training process that is not the main one: it never opens nor finishes
     assert not run.finished
     assert list(tmp_path.iterdir()) == []
@@ -79,7 +79,7 @@ def test_replace_same_stage_replaces_only_an_artifact_of_that_stage(tmp_path):
     write_prompts_artifact(out, {"a": 1})
     with pytest.raises(ArtifactError, match="different inputs or config"):
         StageRun(out, "prompts", {"a": 2}, {})
-    with stage_artifact(out, "prompts", {"a": 2}, {}, replace_same_stage=True) as run:
+    with StageRun(out, "prompts", {"a": 2}, {}, replace_same_stage=True) as run:
         assert not run.already_done
         run.open()
         run.write_data(FRAME.head(1))

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prefkit.artifacts import StageRun, content_hash, read_manifest, redact_secrets, stage_artifact
+from prefkit.artifacts import StageRun, content_hash, read_manifest, redact_secrets
 from prefkit.errors import ArtifactError, ConfigError
 from prefkit.progress import say
 from prefkit.validation import kill_point, refuse_non_finite
@@ -211,7 +211,7 @@ def evaluate(
         "subjects": [{"name": s.name, "model": s.model, "content_hash": digests[s.name]} for s in parsed],
     }
     # an eval artifact over other subjects or options is a view over the cache: replaced without --force
-    with stage_artifact(out, "eval", stage_config, {}, force=force, replace_same_stage=True) as run:
+    with StageRun(out, "eval", stage_config, {}, force=force, replace_same_stage=True) as run:
         if run.already_done:
             return load_report(Path(out))
         # every evaluator is built (plugin found, options checked) before the work folder or cache exists

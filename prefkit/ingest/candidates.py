@@ -122,7 +122,7 @@ def import_candidates(source: SourceRows) -> Artifact:
     """Write (or reuse) the candidates artifact of these rows, keyed by their content hash."""
     import polars as pl
 
-    from prefkit.artifacts import stage_artifact
+    from prefkit.artifacts import StageRun
     from prefkit.conversation import column_dtype
     from prefkit.ingest.importer import IMPORTS_FOLDER
     from prefkit.models import cache_home
@@ -131,7 +131,7 @@ def import_candidates(source: SourceRows) -> Artifact:
     records, conversational = candidate_records(source)
     digest = _digest("\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in records))
     out = cache_home() / IMPORTS_FOLDER / f"candidates-{digest[:16]}"
-    with stage_artifact(out, "candidates", {"format": "candidates-file", "rows_sha256": digest}, {}) as run:
+    with StageRun(out, "candidates", {"format": "candidates-file", "rows_sha256": digest}, {}) as run:
         if run.already_done:
             return run.artifact()
         run.open()

@@ -47,14 +47,14 @@ def resolve_preferences(
 
 def import_preferences(source: SourceRows, *, columns: Mapping[str, str] | None = None) -> Artifact:
     """Normalise the rows, then write (or reuse) the artifact keyed by their content hash."""
-    from prefkit.artifacts import stage_artifact
+    from prefkit.artifacts import StageRun
     from prefkit.models import cache_home
 
     preferences = normalise_preferences(source)
     digest = rows_hash(preferences)
     out = cache_home() / IMPORTS_FOLDER / f"preferences-{digest[:16]}"
     config = {"format": preferences.format, "rows_sha256": digest}
-    with stage_artifact(out, "preferences", config, {}) as run:
+    with StageRun(out, "preferences", config, {}) as run:
         if run.already_done:
             return run.artifact()
         run.open()

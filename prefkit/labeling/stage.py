@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, field_validator
 
-from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text, stage_artifact
+from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
 from prefkit.conversation import Prompt, assistant_turn
 from prefkit.errors import ConfigError, ModelError, PrefkitError
 from prefkit.ingest.candidates import resolve_candidates
@@ -135,7 +135,7 @@ def label(
     """Score a candidates artifact and write a preferences artifact; skipped if done, resumed if interrupted."""
     source = resolve_candidates(candidates)  # an artifact, or a candidates file imported as one
     candidates_input = {"candidates": source.path}
-    with stage_artifact(out, "preferences", config.model_dump(), candidates_input, force=force) as run:
+    with StageRun(out, "preferences", config.model_dump(), candidates_input, force=force) as run:
         if run.already_done:
             return run.artifact()
         with reading(source.data_path):

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field
 
-from prefkit.artifacts import StageRun, stage_artifact
+from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
 from prefkit.conversation import is_conversation
 from prefkit.datasets import resolve_prompts
@@ -129,7 +129,7 @@ def sample(
     model_location = resolve_model(config.model)
     if (Path(model_location) / "manifest.json").exists():
         inputs["model"] = Path(model_location)  # a prefkit checkpoint: its recorded hash is cheap
-    with stage_artifact(out, STAGE, fingerprinted, inputs, force=force) as run:
+    with StageRun(out, STAGE, fingerprinted, inputs, force=force) as run:
         if run.already_done:
             return run.artifact()
 

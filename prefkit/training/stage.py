@@ -26,6 +26,7 @@ from prefkit.errors import ConfigError, InputError
 from prefkit.validation import STRICT_CONFIG, check_no_nulls, reading
 
 if TYPE_CHECKING:
+    from prefkit.artifacts import StageRun
     from prefkit.records import Artifact
 
 SCHEDULERS = ("cosine", "linear", "constant")
@@ -361,17 +362,15 @@ def _train_one(
     out: Path, config: TrainConfig, shared: dict[str, Any], force: bool, progress: bool
 ) -> Artifact:
     """One run (one beta) into `out`, skipped when `out` already holds it, resumed when interrupted."""
-    from prefkit.artifacts import stage_artifact
+    from prefkit.artifacts import StageRun
     from prefkit.models import cache_home
 
     ranks = _Ranks()
     inputs = _inputs(shared["artifact"], config)
-    with stage_artifact(out, "checkpoint", config.model_dump(mode="json"), inputs, force=force) as run:
+    with StageRun(out, "checkpoint", config.model_dump(mode="json"), inputs, force=force) as run:
         if run.already_done:
             return run.artifact()
-        ranks.barrier()
-        work_dir = run.open() if ranks.is_main else run.work_dir
-        ranks.barrier()
+        work_dir = _open_on_main(run, ranks)
         train_rows, eval_rows = shared["rows"]
         request = TrainRequest(
             preferences=shared["artifact"],
@@ -412,6 +411,14 @@ def _train_one(
     return run.artifact()
 
 
+def _open_on_main(run: StageRun, ranks: _Ranks) -> Path:
+    """The work folder: the main process creates it while the others wait at the barriers."""
+    ranks.barrier()
+    work_dir = run.open() if ranks.is_main else run.work_dir
+    ranks.barrier()
+    return work_dir
+
+
 SWEEP_COLUMNS = (
     "loss",
     "rewards/margins",
@@ -429,16 +436,14 @@ def _train_sweep(
     """One checkpoint per beta under `out/beta-B/`, plus sweep.md / sweep.json / data.parquet tables."""
     import polars as pl
 
-    from prefkit.artifacts import atomic_write_text, stage_artifact
+    from prefkit.artifacts import StageRun, atomic_write_text
 
     ranks = _Ranks()
     inputs = _inputs(shared["artifact"], config)
-    with stage_artifact(out, "checkpoint-sweep", config.model_dump(mode="json"), inputs, force=force) as run:
+    with StageRun(out, "checkpoint-sweep", config.model_dump(mode="json"), inputs, force=force) as run:
         if run.already_done:
             return run.artifact()
-        ranks.barrier()
-        work_dir = run.open() if ranks.is_main else run.work_dir
-        ranks.barrier()
+        work_dir = _open_on_main(run, ranks)
         rows = []
         for beta in config.betas():
             name = f"beta-{beta:g}"
