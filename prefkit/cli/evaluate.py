@@ -131,8 +131,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     ) -> None:
         """Recompute win rate and standard error (and missing/invalid counts) from alpaca_eval annotations."""
-        from prefkit_evals.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
-        from prefkit_evals.annotations import read_annotations, win_rate_from_annotations
+        from prefkit.evaluation.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
+        from prefkit.evaluation.annotations import read_annotations, win_rate_from_annotations
 
         from prefkit.validation import reading
 

@@ -10,7 +10,7 @@ import statistics
 import pytest
 from alpaca_judge_server import alpaca_judge_server
 from prefkit_evals.alpaca_annotators import load_annotator
-from prefkit_evals.alpaca_data import (
+from prefkit.evaluation.alpaca_data import (
     FULL_SET_SIZE,
     GAMED_FILE,
     bundled_data_dir,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from prefkit_evals.labeler_agreement import (
+from prefkit.evaluation.labeler_agreement import (
     FIRST,
     SECOND,
     TIE,

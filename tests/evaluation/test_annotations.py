@@ -8,8 +8,8 @@ import math
 
 import pytest
 from conftest import SHARED_DATA
-from prefkit_evals.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
-from prefkit_evals.annotations import (
+from prefkit.evaluation.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
+from prefkit.evaluation.annotations import (
     parse_preference,
     read_annotations,
     summarize_preferences,
