@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 from prefkit_evals.alpaca_annotators import Annotator
-from prefkit.evaluation.annotations import WinRateSummary, summarize_preferences
 
 from prefkit.errors import require_module
+from prefkit.evaluation.annotations import WinRateSummary, summarize_preferences
 from prefkit.judge.client import JudgeError, JudgeSettings, judge_api_key
 
 __all__ = ["JudgeError", "JudgeResult", "check_judge", "run_judge"]

@@ -133,7 +133,6 @@ def register(app: typer.Typer) -> None:
         """Recompute win rate and standard error (and missing/invalid counts) from alpaca_eval annotations."""
         from prefkit.evaluation.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
         from prefkit.evaluation.annotations import read_annotations, win_rate_from_annotations
-
         from prefkit.validation import reading
 
         with reading(annotations):

@@ -39,7 +39,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure a labeler against reference preferences: agreement, Cohen's kappa, ties, length bias."""
         from prefkit.evaluation.labeler_validation import validate_labeler
-
         from prefkit.labeling.stage import parse_labeler_options
 
         report = validate_labeler(

@@ -248,9 +248,8 @@ def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished
 
 def check_round_labeler(config: IterateConfig, run_dir: Path, progress: bool) -> None:
     """Validate the rounds' labeler against reference preferences once, before any round is built on it."""
-    from prefkit.evaluation.labeler_validation import LabelerCheck, check_labeler
-
     from prefkit.errors import validated_config
+    from prefkit.evaluation.labeler_validation import LabelerCheck, check_labeler
 
     check = validated_config(LabelerCheck, config.labeler_check, field_prefix="labeler_check")
     labeler = config.label.get("labeler", "vader")
