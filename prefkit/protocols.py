@@ -11,6 +11,7 @@ the same way for every kind before the plugin runs:
 | trainers  | `Cls()`                   | the plugin's `options_model` (pydantic, extra=forbid) |
 | evals     | `Cls(**options)`          | the class's signature                                |
 
+Every protocol is runtime-checkable (`isinstance` checks the members exist, not their signatures).
 The records these contracts exchange (SamplingParams, Completion, TrainRequest, TrainResult,
 EvalSubject, PairwiseJudging) stay with the stage that owns them.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from prefkit.training.stage import TrainRequest, TrainResult
 
 
+@runtime_checkable
 class Sampler(Protocol):
     """A sampling backend, constructed by its plugin class as `Cls(model, options)`.
 
@@ -49,6 +51,7 @@ class Sampler(Protocol):
         ...
 
 
+@runtime_checkable
 class Labeler(Protocol):
     """A scorer, constructed by its plugin class as `Cls(**options)`."""
 
@@ -91,6 +94,7 @@ class TrainerPlugin(Protocol):
         ...
 
 
+@runtime_checkable
 class Evaluator(Protocol):
     """An evaluator plugin, constructed as `Cls(**options)`.
 

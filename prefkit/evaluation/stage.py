@@ -14,20 +14,20 @@ over the cache); `force=True` re-evaluates everything, ignoring the cache.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prefkit.artifacts import MANIFEST_FILE, StageRun, content_hash, read_manifest, redact_secrets
 from prefkit.errors import ArtifactError, ConfigError
-from prefkit.validation import kill_point, refuse_non_finite
+from prefkit.protocols import Evaluator
+from prefkit.validation import kill_point
 
 METRICS_FILE = "metrics.json"
 CACHE_VERSION = 1
@@ -39,19 +39,6 @@ class EvalSubject:
 
     name: str
     model: str
-
-
-class Evaluator(Protocol):
-    """An evaluator plugin, constructed as `Cls(**options)`.
-
-    An evaluator with a `progress` attribute gets it set to the run's progress flag before it runs.
-    """
-
-    name: str
-
-    def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
-        """Evaluate one subject; return flat metrics (numbers or short strings). `work_dir` is for outputs."""
-        ...
 
 
 class EvalConfig(BaseModel):
@@ -166,24 +153,16 @@ def default_cache_dir() -> Path:
 
 def build_evaluator(name: str, options: dict[str, Any]) -> Evaluator:
     """Load the plugin and construct it; an unknown option names the ones the evaluator accepts."""
-    return check_evaluator(name, options)(**options)
+    from prefkit.plugins import construct_plugin
+
+    return construct_plugin("evals", name, options, field=f"options.{name}")
 
 
 def check_evaluator(name: str, options: dict[str, Any]) -> Any:
     """The evaluator plugin's class, after checking that it exists and accepts `options` (nothing is built)."""
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import check_plugin
 
-    cls = load_plugin("evals", name)
-    refuse_non_finite(options, f"options.{name}")
-    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {unknown} for evaluator '{name}'",
-            field="options",
-            hint=f"accepted: {', '.join(accepted)}",
-        )
-    return cls
+    return check_plugin("evals", name, options, field=f"options.{name}")
 
 
 def evaluate(

@@ -115,14 +115,13 @@ def check_before_start(config: IterateConfig, initial: str) -> None:
     sections, the labeler, trainer and evaluator plugins with their options, and the prompt files."""
     from prefkit.evaluation.stage import check_evaluator
     from prefkit.labeling.registry import check_labeler
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import construct_plugin
     from prefkit.records import read_prompts
     from prefkit.training.stage import trainer_options
 
     _, label_config, train_config = stage_configs(config, initial, "policy", 1)
     check_labeler(label_config.labeler, label_config.labeler_options)
-    trainer_class = load_plugin("trainers", train_config.trainer)
-    trainer = trainer_class() if isinstance(trainer_class, type) else trainer_class
+    trainer = construct_plugin("trainers", train_config.trainer, train_config.options)
     check = getattr(trainer, "check_config", None)
     if callable(check):
         check(train_config)

@@ -20,7 +20,7 @@ from typing import Any
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.errors import ConfigError
 from prefkit.judge.pairwise import judge_answer_sets
-from prefkit.plugins import load_plugin
+from prefkit.plugins import construct_plugin
 from prefkit.protocols import AnswersForJudging
 from prefkit.records import PromptRecord, read_prompts
 
@@ -31,15 +31,19 @@ OPPONENTS = {"previous": "win_vs_previous", "initial": "win_vs_initial"}
 
 def build_judge(options: dict[str, Any]) -> AnswersForJudging:
     """The `winrate` evaluator configured from the run's `round_winrate` section (errors name the field)."""
-    evaluator_class = load_plugin("evals", "winrate")
     if "references" in options:
         raise ConfigError(
             "references are the previous and initial rounds' answers here", field="round_winrate.references"
         )
-    try:
-        return evaluator_class(references="(earlier rounds)", **options)
-    except TypeError as error:
-        raise ConfigError(f"unknown option ({error})", field="round_winrate") from None
+    judge = construct_plugin(
+        "evals", "winrate", {"references": "(earlier rounds)", **options}, field="round_winrate"
+    )
+    if not isinstance(judge, AnswersForJudging):
+        raise ConfigError(
+            "the installed winrate evaluator cannot answer for round win rates (no AnswersForJudging)",
+            field="round_winrate",
+        )
+    return judge
 
 
 def answers_path(run_dir: Path, round_index: int, model: str, judge: AnswersForJudging) -> Path:

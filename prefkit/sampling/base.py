@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from prefkit.conversation import Prompt
+from prefkit.protocols import Sampler
+
+__all__ = ["Completion", "Sampler", "SamplingParams"]  # Sampler: the contract lives in prefkit.protocols
 
 
 @dataclass(frozen=True)
@@ -36,23 +37,3 @@ class Completion:
     logprob: float | None = None
     finish_reason: str | None = None
     token_ids: tuple[int, ...] = ()
-
-
-class Sampler(Protocol):
-    """A sampling backend, constructed by its plugin class as `Cls(model, options)`.
-
-    `options` is a `prefkit.sampling.options.SamplerOptions`. `max_model_len` is the longest
-    prompt + completion (in tokens) the backend accepts; a prompt must leave room for one new token.
-    """
-
-    name: str
-    max_model_len: int
-
-    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        """Return `params.n` completions for each prompt (raw user text or a conversation; the backend
-        renders it with `prefkit.chat.encode_prompt`)."""
-        ...
-
-    def close(self) -> None:
-        """Free the model/engine."""
-        ...

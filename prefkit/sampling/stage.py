@@ -23,7 +23,7 @@ from prefkit.conversation import is_conversation
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import InputError, located
 from prefkit.models import load_tokenizer, resolve_model
-from prefkit.plugins import load_plugin
+from prefkit.plugins import construct_plugin
 from prefkit.records import Artifact, PromptRecord, open_artifact, read_prompts, stage_schema
 from prefkit.sampling.base import Completion, Sampler, SamplingParams
 from prefkit.sampling.card import candidates_card
@@ -144,8 +144,9 @@ def sample(
             field="prompt",
             hint="use a chat model, drop --no-chat-template, or give plain-string prompts",
         )
-    sampler_class = load_plugin("samplers", backend)
-    sampler: Sampler = sampler_class(model_location, config.sampler_options(use_chat_template))
+    sampler: Sampler = construct_plugin(
+        "samplers", backend, config.sampler_options(use_chat_template), model=model_location
+    )
     try:
         check_prompt_lengths(tokenizer, records, use_chat_template, sampler.max_model_len, prompts_path)
         run.open()

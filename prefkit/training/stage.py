@@ -18,9 +18,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.validation import STRICT_CONFIG, check_no_nulls, reading
@@ -169,21 +169,6 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class TrainerPlugin(Protocol):
-    """A trainer found through the `prefkit.trainers` entry-point group (instantiated with no arguments).
-
-    `options_model` (a pydantic model class, `extra="forbid"`) declares the plugin's own options; a plugin
-    without one accepts none. `check(config, options)` (optional) refuses combinations before any work.
-    """
-
-    name: str
-
-    def train(self, request: TrainRequest) -> TrainResult:
-        """Train on request.train_indices of the preferences; write the model folder into request.work_dir."""
-        ...
-
-
 def loss_terms(text: str) -> list[tuple[str, float]]:
     """`--loss` as (name, weight) terms: 'sigmoid' -> [('sigmoid', 1.0)], 'sigmoid:1,sft:0.2' -> two terms.
 
@@ -210,27 +195,12 @@ def loss_terms(text: str) -> list[tuple[str, float]]:
 def trainer_options(plugin: Any, config: TrainConfig) -> Any:
     """config.options validated by the plugin's options model, then its own check; a ConfigError naming the
     option otherwise (an option the plugin does not declare is refused, never ignored)."""
+    from prefkit.plugins import check_options
+
     name = getattr(plugin, "name", config.trainer)
-    model = getattr(plugin, "options_model", None)
-    if model is None:
-        if config.options:
-            key = sorted(config.options)[0]
-            raise ConfigError(f"the {name} trainer takes no options, got '{key}'", field=f"options.{key}")
+    options = check_options("trainers", name, plugin, config.options, "options")
+    if getattr(plugin, "options_model", None) is None:
         return None
-    try:
-        options = model(**config.options)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "options"
-        if first["type"] == "extra_forbidden":
-            refused = getattr(model, "refused", {}).get(key)
-            message = f"the {name} trainer cannot honour option '{key}'" + (f": {refused}" if refused else "")
-            known = ", ".join(sorted(model.model_fields))
-            raise ConfigError(message, field=f"options.{key}", hint=f"its options: {known}") from None
-        message = first["msg"].removeprefix("Value error, ")
-        if key == "options":  # a model-level check names its field first ("ld_alpha must be in [0, 1]")
-            key = message.split()[0]
-        raise ConfigError(message, field=f"options.{key}") from None
     check = getattr(plugin, "check", None)
     if check is not None:
         check(config, options)
@@ -309,7 +279,7 @@ def train(
     anything but an artifact is imported into one first (prefkit.ingest; `columns` renames columns).
     """
     from prefkit.ingest import SourceOptions, resolve_preferences
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import construct_plugin
     from prefkit.records import open_artifact
 
     # anything but a preferences artifact (a file, a `datasets` folder or object, a hub id) is imported first
@@ -321,8 +291,7 @@ def train(
     if table.height == 0:
         raise InputError("holds no preference pairs", file=artifact.data_path)
     check_no_nulls(table, ("prompt", "chosen", "rejected"), artifact.data_path)
-    plugin_class = load_plugin("trainers", config.trainer)
-    plugin = plugin_class() if isinstance(plugin_class, type) else plugin_class
+    plugin = construct_plugin("trainers", config.trainer, config.options)
     # options the plugin cannot use (an unknown loss, a policy without tokenizer) fail before any folder
     check = getattr(plugin, "check_config", None)
     if callable(check):
