@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from prefkit.errors import ConfigError, DependencyError
 from prefkit.validation import refuse_non_finite
@@ -79,7 +79,7 @@ def declared_options(plugin: Any) -> list[str] | None:
     model = getattr(plugin, "options_model", None)
     if model is not None:
         return list(model.model_fields)
-    if not callable(plugin):
+    if not callable(plugin):  # a constructed trainer without an options model takes none
         return []
     try:
         parameters = inspect.signature(plugin).parameters.values()
@@ -130,26 +130,25 @@ def check_options(kind: str, name: str, plugin: Any, options: Mapping[str, Any],
 
 
 def construct_plugin(
-    kind: str,
-    name: str,
-    options: Mapping[str, Any] | BaseModel | None = None,
-    *,
-    field: str | None = None,
-    model: str | None = None,
+    kind: str, name: str, options: Any = None, *, field: str | None = None, model: str | None = None
 ) -> Any:
     """Load plugin `name` of `kind`, check `options` (errors name `<field>.<key>`) and construct it.
 
-    Constructors by kind (see `prefkit.protocols`): samplers `Cls(model, options)` with the engine
-    options core validated already; trainers `Cls()` (their options travel with each TrainRequest, so
-    they are only checked here); labelers and evaluators `Cls(**options)`. `field` defaults to the
-    kind's options field (`labeler_options`, `options`).
+    Constructors by kind (see `prefkit.protocols`): samplers `Cls(model, options)`, where `options` is
+    the engine's `SamplerOptions` record core built and validated already; trainers `Cls()` (their
+    options travel with each TrainRequest, so here they are only checked, against the instance's
+    `options_model`); labelers and evaluators `Cls(**options)`. `field` defaults to the kind's options
+    field (`labeler_options`, `options`).
     """
-    if kind == "samplers":  # engine options are one core record (SamplerOptions), validated where built
+    if kind == "samplers":
         return load_plugin(kind, name)(model, options)
-    plugin = check_plugin(kind, name, options, field=field)
+    field = field or OPTIONS_FIELDS[kind]
     if kind == "trainers":
-        return plugin() if isinstance(plugin, type) else plugin
-    return plugin(**dict(options or {}))
+        plugin = load_plugin(kind, name)
+        trainer = plugin() if isinstance(plugin, type) else plugin
+        check_options(kind, name, trainer, dict(options or {}), field)
+        return trainer
+    return check_plugin(kind, name, options, field=field)(**dict(options or {}))
 
 
 def check_plugin(
