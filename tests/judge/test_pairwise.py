@@ -7,11 +7,11 @@ import json
 import pytest
 
 from prefkit.judge.client import JudgeSettings
-from prefkit.judge.fake_server import FakeJudgeServer
 from prefkit.judge.pairwise import JUDGEMENTS_FILE, USAGE_FILE, PairwiseJudging, judge_answer_sets
 from prefkit.judge.templates import load_template
 from prefkit.labeling.pairing import row_rng
 from prefkit.records import PromptRecord
+from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge
 
 ANSWERS = ["I love it, wonderful.", "Great and happy.", "Awful, sad and bad.", "Excellent, good."]
