@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-from conftest import SHARED_DATA
 from typer.testing import CliRunner
 
 from prefkit.errors import InputError
@@ -18,6 +17,7 @@ from prefkit.evaluation.annotations import (
     summarize_preferences,
     win_rate_from_annotations,
 )
+from tests.conftest import SHARED_DATA
 
 ANNOTATIONS = SHARED_DATA / "alpaca_eval" / "annotations"
 MODELS = ["alpaca-7b", "gpt-3.5-turbo-1106", "phi-2"]
