@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
-from prefkit.errors import ConfigError, InputError
+from prefkit.config import load_config_file, parse_overrides
+from prefkit.errors import ConfigError
 
 EVAL_HELP = """Evaluate checkpoints with evaluator plugins and write a leaderboard, plots and a report.
 
@@ -25,12 +25,9 @@ Examples:
 
 
 def parse_options(pairs: list[str], evaluators: list[str]) -> dict[str, dict[str, Any]]:
-    """`[EVALUATOR.]KEY=VALUE` pairs into per-evaluator options (values parsed as YAML: 4, true, [1, 2])."""
+    """`[EVALUATOR.]KEY=VALUE` pairs into per-evaluator options (values read by `config.parse_value`)."""
     options: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        key, separator, raw = pair.partition("=")
-        if not separator or not key:
-            raise ConfigError(f"'{pair}' is not KEY=VALUE", field="--option")
+    for key, value in parse_overrides(pairs, flag="--option").items():
         scope, dot, name = key.partition(".")
         if dot and scope in evaluators:
             target, key = scope, name
@@ -40,33 +37,10 @@ def parse_options(pairs: list[str], evaluators: list[str]) -> dict[str, dict[str
             raise ConfigError(
                 f"option '{key}' is ambiguous with several evaluators",
                 field="--option",
-                hint=f"prefix it with the evaluator, e.g. {evaluators[0]}.{key}={raw}",
+                hint=f"prefix it with the evaluator, e.g. {evaluators[0]}.{key}=...",
             )
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
         options.setdefault(target, {})[key] = value
     return options
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """An EvalConfig as YAML or TOML (`evaluators = [...]`, `[options.reward-kl]`)."""
-    if not path.exists():
-        raise InputError("config file not found", file=path)
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
-        raise InputError(f"cannot parse config ({error.__class__.__name__}: {error})", file=path) from None
-    if not isinstance(data, dict):
-        raise InputError("a config file must hold a mapping", file=path)
-    return data
 
 
 def register(app: typer.Typer) -> None:

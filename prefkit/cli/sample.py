@@ -118,8 +118,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Sample k completions per prompt with vLLM or transformers and write a 'candidates' artifact."""
+        from prefkit.config import stage_values
         from prefkit.errors import validated_config
-        from prefkit.sampling.stage import SampleConfig, load_config, sample
+        from prefkit.sampling.stage import SampleConfig, sample
 
         flags: dict[str, Any] = {
             "model": model,
@@ -145,8 +146,7 @@ def register(app: typer.Typer) -> None:
             "enforce_eager": enforce_eager,
             "distributed_executor_backend": distributed_executor_backend,
         }
-        values = {"model": "smollm2"} | (load_config(config_file) if config_file else {})
-        values |= {name: value for name, value in flags.items() if value is not None}
+        values = stage_values(config_file, flags, section="sample", defaults={"model": "smollm2"})
         config = validated_config(SampleConfig, values, file=config_file)
         if columns or split or subset or revision:
             from prefkit.ingest.prompts import materialise_prompts

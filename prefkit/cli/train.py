@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from prefkit.config import parse_overrides
 from prefkit.errors import validated_config
 
 
@@ -13,20 +14,6 @@ def _config_from_options(**options) -> object:
     from prefkit.training.stage import TrainConfig
 
     return validated_config(TrainConfig, {key: value for key, value in options.items() if value is not None})
-
-
-def parse_trainer_options(items: list[str]) -> dict[str, str]:
-    """['layout=padding_free', 'wpo=true'] -> {'layout': 'padding_free', 'wpo': 'true'} (the plugin's
-    options model converts the values); a ConfigError naming the item when it has no '='."""
-    from prefkit.errors import ConfigError
-
-    options: dict[str, str] = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip():
-            raise ConfigError(f"--trainer-option takes KEY=VALUE, got '{item}'", field="trainer-option")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def register(app: typer.Typer) -> None:
@@ -158,7 +145,7 @@ def register(app: typer.Typer) -> None:
             save_every_steps=save_every_steps,
             use_chat_template=chat_template,
             shared_prefix=shared_prefix,
-            options=parse_trainer_options(trainer_option) or None,
+            options=parse_overrides(trainer_option, flag="--trainer-option", typed=False) or None,
         )
         artifact = train(
             preferences,

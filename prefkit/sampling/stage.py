@@ -8,7 +8,6 @@ run writes exactly what an uninterrupted one would have.
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -268,28 +267,3 @@ def candidate_counts(table: pl.DataFrame, run: StageRun, elapsed: float) -> dict
         "seconds": round(elapsed, 3),
         "shards": len(run.completed_shards()),
     }
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a SampleConfig mapping from a TOML, YAML or JSON file (CLI flags override it)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("config file not found", file=path)
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise InputError(f"not valid YAML ({error.__class__.__name__})", file=path) from None
-    else:
-        import tomllib
-
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except ValueError as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-            raise InputError(f"could not parse config ({error})", file=path) from None
-    if not isinstance(data, dict):
-        raise InputError("a config file must hold a mapping of option names to values", file=path)
-    return data.get("sample", data)
