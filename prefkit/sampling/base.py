@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from prefkit.conversation import Prompt
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """What to sample: k completions per prompt, decoding settings, and whether to return log-probs."""
-
-    n: int = 4
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 128
-    seed: int = 0
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    logprobs: bool = False
+from prefkit.sampling.options import SamplingParams  # noqa: F401  (the sampler contract's input)
 
 
 @dataclass(frozen=True)

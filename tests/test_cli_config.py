@@ -1,0 +1,93 @@
+"""Every stage command takes --config FILE and --set KEY=VALUE: defaults < file < flags < --set.
+
+The stage function is replaced by one that records the config it is given, so these tests check the
+command line -> config plumbing of each command without running a model.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from prefkit.cli import app, main
+
+
+class Captured(Exception):
+    """Raised by the stand-in stage function, carrying the config the command built."""
+
+    def __init__(self, config):
+        super().__init__("captured")
+        self.config = config
+
+
+def capture(monkeypatch, module: str, name: str, position: int = 2) -> None:
+    """Replace `module.name` by a function that raises Captured(its config argument)."""
+
+    def stand_in(*args, **kwargs):
+        raise Captured(args[position])
+
+    monkeypatch.setattr(f"{module}.{name}", stand_in)
+
+
+def invoke(args: list[str]):
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, Captured), result.output
+    return result.exception.config
+
+
+def test_sample_config_file_flags_and_set(tmp_path, monkeypatch):
+    capture(monkeypatch, "prefkit.sampling.stage", "sample")
+    config_file = tmp_path / "sample.toml"
+    config_file.write_text('[sample]\nn = 2\ntemperature = 0.5\nmax_new_tokens = 9\nstop = ["x"]\n')
+    config = invoke(
+        [
+            "sample",
+            "p.jsonl",
+            "-o",
+            "out",
+            "--config",
+            str(config_file),
+            "-n",
+            "3",
+            "--set",
+            "temperature=0.25",
+        ]
+    )
+    assert (config.model, config.n, config.temperature, config.max_new_tokens) == ("smollm2", 3, 0.25, 9)
+    assert config.stop == ("x",) and config.sampling.n == 3
+    # --set also takes the nested spelling; it wins over a flag
+    config = invoke(["sample", "p.jsonl", "-o", "out", "-n", "3", "--set", "sampling.n=5", "--seed", "4"])
+    assert config.n == 5 and config.sampling.seed == config.engine.seed == 4
+
+
+def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "field"),
+    [
+        (["sample", "p.jsonl"], "[sample]\ntemprature = 0.5\n", "field 'temprature'"),
+        (["sample", "p.jsonl"], "[sample]\nn = 0\n", "field 'n'"),
+    ],
+)
+def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, text, field):
+    config_file = tmp_path / "bad.toml"
+    config_file.write_text(text)
+    assert_one_line_error(
+        capsys, [*command, "-o", str(tmp_path / "out"), "--config", str(config_file)], "bad.toml", field
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["sample", "p.jsonl"]])
+def test_bad_set_item_is_one_line(tmp_path, capsys, command):
+    assert_one_line_error(
+        capsys, [*command, "-o", str(tmp_path / "out"), "--set", "nokey"], "--set", "KEY=VALUE"
+    )
