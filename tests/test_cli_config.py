@@ -60,6 +60,31 @@ def test_sample_config_file_flags_and_set(tmp_path, monkeypatch):
     assert config.n == 5 and config.sampling.seed == config.engine.seed == 4
 
 
+def test_label_config_file_flags_and_set(tmp_path, monkeypatch):
+    capture(monkeypatch, "prefkit.labeling.stage", "label")
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        "label:\n  pairing: all-pairs\n  min_margin: 0.5\n  labeler_options: {model: rm}\n"
+    )
+    args = [
+        "label",
+        "c",
+        "-o",
+        "out",
+        "--config",
+        str(config_file),
+        "--lambda",
+        "0.01",
+        "--set",
+        "min_margin=0.25",
+    ]
+    config = invoke(args)
+    assert (config.pairing, config.min_margin, config.length_penalty) == ("all-pairs", 0.25, 0.01)
+    assert config.labeler_options == {"model": "rm"}
+    config = invoke(["label", "c", "-o", "out", "--labeler-options", '{"model": "x"}'])
+    assert config.labeler_options == {"model": "x"} and config.labeler == "vader"
+
+
 def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -75,6 +100,8 @@ def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     [
         (["sample", "p.jsonl"], "[sample]\ntemprature = 0.5\n", "field 'temprature'"),
         (["sample", "p.jsonl"], "[sample]\nn = 0\n", "field 'n'"),
+        (["label", "c"], "[label]\npairing = 'best'\n", "field 'pairing'"),
+        (["label", "c"], "colour = 1\n", "field 'colour'"),
     ],
 )
 def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, text, field):
@@ -86,7 +113,7 @@ def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, 
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [["sample", "p.jsonl"]])
+@pytest.mark.parametrize("command", [["sample", "p.jsonl"], ["label", "c"]])
 def test_bad_set_item_is_one_line(tmp_path, capsys, command):
     assert_one_line_error(
         capsys, [*command, "-o", str(tmp_path / "out"), "--set", "nokey"], "--set", "KEY=VALUE"
