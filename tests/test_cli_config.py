@@ -85,6 +85,19 @@ def test_label_config_file_flags_and_set(tmp_path, monkeypatch):
     assert config.labeler_options == {"model": "x"} and config.labeler == "vader"
 
 
+def test_train_config_file_flags_and_set(tmp_path, monkeypatch):
+    capture(monkeypatch, "prefkit.training.stage", "train")
+    config_file = tmp_path / "train.toml"
+    config_file.write_text(
+        '[train]\nbeta = [0.1, 0.2]\nepochs = 3\n[train.options]\nlayout = "padding_free"\n'
+    )
+    args = ["train", "p", "-o", "out", "--config", str(config_file), "--lr", "1e-4", "--set", "epochs=1"]
+    config = invoke([*args, "--trainer-option", "wpo=true", "--alpha", "0.5"])
+    assert (config.betas(), config.learning_rate, config.epochs) == ([0.1, 0.2], 1e-4, 1)
+    assert config.options == {"layout": "padding_free", "wpo": "true", "alpha": 0.5}
+    assert invoke(["train", "p", "-o", "out", "--beta", "0.3,0.4"]).betas() == [0.3, 0.4]
+
+
 def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -102,6 +115,8 @@ def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
         (["sample", "p.jsonl"], "[sample]\nn = 0\n", "field 'n'"),
         (["label", "c"], "[label]\npairing = 'best'\n", "field 'pairing'"),
         (["label", "c"], "colour = 1\n", "field 'colour'"),
+        (["train", "p"], "[train]\nwarmup_ratio = 1.5\n", "field 'warmup_ratio'"),
+        (["train", "p"], "[train]\nepoch = 1\n", "field 'epoch'"),
     ],
 )
 def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, text, field):
@@ -113,7 +128,7 @@ def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, 
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [["sample", "p.jsonl"], ["label", "c"]])
+@pytest.mark.parametrize("command", [["sample", "p.jsonl"], ["label", "c"], ["train", "p"]])
 def test_bad_set_item_is_one_line(tmp_path, capsys, command):
     assert_one_line_error(
         capsys, [*command, "-o", str(tmp_path / "out"), "--set", "nokey"], "--set", "KEY=VALUE"
