@@ -98,6 +98,34 @@ def test_train_config_file_flags_and_set(tmp_path, monkeypatch):
     assert invoke(["train", "p", "-o", "out", "--beta", "0.3,0.4"]).betas() == [0.3, 0.4]
 
 
+def test_eval_config_file_flags_and_set(tmp_path, monkeypatch):
+    capture(monkeypatch, "prefkit.evaluation.stage", "evaluate")
+    config_file = tmp_path / "eval.yaml"
+    config_file.write_text(
+        "evaluators: [reward-kl]\noptions:\n  reward-kl: {n: 2, prompts: p.jsonl}\n  winrate: {judge_model: j}\n"
+    )
+    args = [
+        "eval",
+        "m",
+        "-o",
+        "out",
+        "-c",
+        str(config_file),
+        "-O",
+        "n=3",
+        "--set",
+        "options.reward-kl.seed=5",
+    ]
+    config = invoke([*args, "--no-plots"])
+    # the winrate options are dropped: that evaluator is not run
+    assert config.evaluators == ["reward-kl"] and config.plots is False
+    assert config.options == {"reward-kl": {"n": 3, "prompts": "p.jsonl", "seed": 5}}
+    config = invoke(
+        ["eval", "m", "-o", "out", "-c", str(config_file), "-e", "winrate", "--set", "plots=false"]
+    )
+    assert config.options == {"winrate": {"judge_model": "j"}} and config.plots is False
+
+
 def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -117,6 +145,8 @@ def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
         (["label", "c"], "colour = 1\n", "field 'colour'"),
         (["train", "p"], "[train]\nwarmup_ratio = 1.5\n", "field 'warmup_ratio'"),
         (["train", "p"], "[train]\nepoch = 1\n", "field 'epoch'"),
+        (["eval", "m"], "evaluator = ['reward-kl']\n", "field 'evaluator'"),
+        (["eval", "m"], "plots = 'maybe'\n", "field 'plots'"),
     ],
 )
 def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, text, field):
@@ -128,7 +158,7 @@ def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, 
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [["sample", "p.jsonl"], ["label", "c"], ["train", "p"]])
+@pytest.mark.parametrize("command", [["sample", "p.jsonl"], ["label", "c"], ["train", "p"], ["eval", "m"]])
 def test_bad_set_item_is_one_line(tmp_path, capsys, command):
     assert_one_line_error(
         capsys, [*command, "-o", str(tmp_path / "out"), "--set", "nokey"], "--set", "KEY=VALUE"

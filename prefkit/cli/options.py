@@ -115,6 +115,7 @@ def config_command(
     names: Mapping[str, tuple[str, ...]] | None = None,
     defaults: Mapping[str, Any] | None = None,
     set_example: str = "seed=1",
+    config_names: tuple[str, ...] = ("--config",),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a typer command: add a flag per field of `model` (but `exclude`), `--config` and `--set`,
     and call the command with `values` (the merged option values) and `config_file` instead.
@@ -133,7 +134,7 @@ def config_command(
             inspect.Parameter(
                 "config_file",
                 inspect.Parameter.KEYWORD_ONLY,
-                default=typer.Option(None, "--config", help=CONFIG_HELP.format(section=section)),
+                default=typer.Option(None, *config_names, help=CONFIG_HELP.format(section=section)),
                 annotation=Path | None,
             ),
             inspect.Parameter(
