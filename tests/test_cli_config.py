@@ -126,6 +126,19 @@ def test_eval_config_file_flags_and_set(tmp_path, monkeypatch):
     assert config.options == {"winrate": {"judge_model": "j"}} and config.plots is False
 
 
+def test_serve_config_file_flags_and_set(tmp_path, monkeypatch):
+    def stand_in(model, options):
+        raise Captured(options)
+
+    monkeypatch.setattr("prefkit.serve.OpenAIServer", stand_in)
+    config_file = tmp_path / "serve.toml"
+    config_file.write_text('[serve]\nmax_model_len = 1024\ndtype = "bfloat16"\nextra_args = ["--a"]\n')
+    args = ["serve", "m", "--config", str(config_file), "--dtype", "float16", "--set", "max_model_len=2048"]
+    options = invoke([*args, "--vllm-arg=--b", "--enforce-eager"])
+    assert (options.dtype, options.max_model_len, options.enforce_eager) == ("float16", 2048, True)
+    assert options.extra_args == ("--a", "--b") and options.host == "127.0.0.1"
+
+
 def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
