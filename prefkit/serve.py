@@ -40,7 +40,9 @@ class ServerOptions(EngineOptions):
         "127.0.0.1", description="Interface to listen on; keep 127.0.0.1 unless you add --api-key."
     )
     port: int | None = Field(None, ge=1, le=65535, description="Port on 127.0.0.1. (default: a free port)")
-    api_key: str | None = Field(None, description="Require this bearer key from clients.")
+    api_key: str | None = Field(
+        None, description="Require this bearer key from clients (env PREFKIT_SERVE_API_KEY)."
+    )
     extra_args: tuple[str, ...] = Field((), description="Extra flags passed to vLLM's api_server as is.")
 
 

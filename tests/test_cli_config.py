@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from prefkit.cli import app, main
 
+OUT = "never-written"  # relative to the test's working folder (tmp_path); must not appear
+
 
 class Captured(Exception):
     """Raised by the stand-in stage function, carrying the config the command built."""
@@ -139,6 +141,16 @@ def test_serve_config_file_flags_and_set(tmp_path, monkeypatch):
     assert options.extra_args == ("--a", "--b") and options.host == "127.0.0.1"
 
 
+def test_demo_config_file_flags_and_set(tmp_path, monkeypatch):
+    capture(monkeypatch, "prefkit.cli.demo", "run_demo", position=0)
+    config_file = tmp_path / "demo.yaml"
+    config_file.write_text("demo:\n  epochs: 5\n  beta: 0.2\n")
+    config = invoke(
+        ["demo", "--config", str(config_file), "--samples", "6", "--beta", "0.3", "--set", "epochs=1"]
+    )
+    assert (config.samples_per_prompt, config.beta, config.epochs, config.max_new_tokens) == (6, 0.3, 1, 40)
+
+
 def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -152,27 +164,68 @@ def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
 @pytest.mark.parametrize(
     ("command", "text", "field"),
     [
-        (["sample", "p.jsonl"], "[sample]\ntemprature = 0.5\n", "field 'temprature'"),
-        (["sample", "p.jsonl"], "[sample]\nn = 0\n", "field 'n'"),
-        (["label", "c"], "[label]\npairing = 'best'\n", "field 'pairing'"),
-        (["label", "c"], "colour = 1\n", "field 'colour'"),
-        (["train", "p"], "[train]\nwarmup_ratio = 1.5\n", "field 'warmup_ratio'"),
-        (["train", "p"], "[train]\nepoch = 1\n", "field 'epoch'"),
-        (["eval", "m"], "evaluator = ['reward-kl']\n", "field 'evaluator'"),
-        (["eval", "m"], "plots = 'maybe'\n", "field 'plots'"),
+        ([*["sample", "p.jsonl"], "--out", OUT], "[sample]\ntemprature = 0.5\n", "field 'temprature'"),
+        ([*["sample", "p.jsonl"], "--out", OUT], "[sample]\nn = 0\n", "field 'n'"),
+        ([*["label", "c"], "--out", OUT], "[label]\npairing = 'best'\n", "field 'pairing'"),
+        ([*["label", "c"], "--out", OUT], "colour = 1\n", "field 'colour'"),
+        ([*["train", "p"], "--out", OUT], "[train]\nwarmup_ratio = 1.5\n", "field 'warmup_ratio'"),
+        ([*["train", "p"], "--out", OUT], "[train]\nepoch = 1\n", "field 'epoch'"),
+        ([*["eval", "m"], "--out", OUT], "evaluator = ['reward-kl']\n", "field 'evaluator'"),
+        ([*["eval", "m"], "--out", OUT], "plots = 'maybe'\n", "field 'plots'"),
+        (["demo", "--out", OUT], "[demo]\nsamples_per_prompt = 1\n", "field 'samples_per_prompt'"),
+        (["serve", "m"], "[serve]\nport = 70000\n", "field 'port'"),
     ],
 )
-def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, command, text, field):
+def test_bad_key_in_config_file_names_file_and_field(tmp_path, capsys, monkeypatch, command, text, field):
+    monkeypatch.chdir(tmp_path)
     config_file = tmp_path / "bad.toml"
     config_file.write_text(text)
-    assert_one_line_error(
-        capsys, [*command, "-o", str(tmp_path / "out"), "--config", str(config_file)], "bad.toml", field
-    )
-    assert not (tmp_path / "out").exists()
+    assert_one_line_error(capsys, [*command, "--config", str(config_file)], "bad.toml", field)
+    assert not (tmp_path / OUT).exists()
 
 
-@pytest.mark.parametrize("command", [["sample", "p.jsonl"], ["label", "c"], ["train", "p"], ["eval", "m"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sample", "p.jsonl", "--out", OUT],
+        ["label", "c", "--out", OUT],
+        ["train", "p", "--out", OUT],
+        ["eval", "m", "--out", OUT],
+        ["demo", "--out", OUT],
+        ["serve", "m"],
+    ],
+)
 def test_bad_set_item_is_one_line(tmp_path, capsys, command):
-    assert_one_line_error(
-        capsys, [*command, "-o", str(tmp_path / "out"), "--set", "nokey"], "--set", "KEY=VALUE"
-    )
+    assert_one_line_error(capsys, [*command, "--set", "nokey"], "--set", "KEY=VALUE")
+
+
+def _stage_models():
+    from prefkit.demo import DemoConfig
+    from prefkit.evaluation.stage import EvalConfig
+    from prefkit.labeling.stage import LabelConfig
+    from prefkit.sampling.stage import SampleConfig
+    from prefkit.serve import ServerOptions
+    from prefkit.training.stage import TrainConfig
+
+    return [
+        ("sample", SampleConfig, {"n": "--n", "use_chat_template": "--chat-template"}),
+        ("label", LabelConfig, {}),
+        ("train", TrainConfig, {"options": "--trainer-option", "use_chat_template": "--chat-template"}),
+        ("eval", EvalConfig, {"options": "--option", "evaluators": "--evaluator"}),
+        ("serve", ServerOptions, {"extra_args": "--vllm-arg"}),
+        ("demo", DemoConfig, {"samples_per_prompt": "--samples"}),
+    ]
+
+
+@pytest.mark.parametrize(("command", "model", "renamed"), _stage_models())
+def test_help_documents_every_option_with_its_description(command, model, renamed):
+    from prefkit.cli.options import model_fields
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400"}, terminal_width=400)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for name, info in model_fields(model).items():
+        assert renamed.get(name, "--" + name.replace("_", "-")) in text, name
+        if name not in renamed:
+            assert " ".join(info.description.split())[:40] in text, name
+    assert "--config" in text and "--set" in text

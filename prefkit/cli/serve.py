@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         api_key: str | None = typer.Option(
             None,
             envvar="PREFKIT_SERVE_API_KEY",
-            help="Require this bearer key from clients (env PREFKIT_SERVE_API_KEY).",
+            help=ServerOptions.model_fields["api_key"].description,
         ),
         vllm_arg: list[str] | None = typer.Option(
             None,
