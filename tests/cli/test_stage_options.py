@@ -75,7 +75,7 @@ def test_label_config_file_flags_and_set(tmp_path, monkeypatch):
         "out",
         "--config",
         str(config_file),
-        "--lambda",
+        "--length-penalty",
         "0.01",
         "--set",
         "min_margin=0.25",
