@@ -11,6 +11,7 @@ from prefkit.cli.options import config_command
 from prefkit.errors import validated_config
 from prefkit.labeling.stage import LabelConfig
 
+
 def label_config(labeler: str, labeler_options: str | None, **values):
     """A LabelConfig from command-line values (labeler options as a JSON string); errors name the field."""
     from prefkit.labeling.stage import parse_labeler_options
