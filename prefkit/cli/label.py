@@ -12,14 +12,6 @@ from prefkit.errors import validated_config
 from prefkit.labeling.stage import LabelConfig
 
 
-def label_config(labeler: str, labeler_options: str | None, **values):
-    """A LabelConfig from command-line values (labeler options as a JSON string); errors name the field."""
-    from prefkit.labeling.stage import parse_labeler_options
-
-    options = parse_labeler_options(labeler_options)
-    return validated_config(LabelConfig, dict(labeler=labeler, labeler_options=options, **values))
-
-
 def register(app: typer.Typer) -> None:
     @app.command("label")
     @config_command(LabelConfig, section="label", set_example="length_penalty=0.01")

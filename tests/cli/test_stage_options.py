@@ -151,6 +151,16 @@ def test_demo_config_file_flags_and_set(tmp_path, monkeypatch):
     assert (config.samples_per_prompt, config.beta, config.epochs, config.max_new_tokens) == (6, 0.3, 1, 40)
 
 
+def test_length_penalty_sweep_reads_a_label_table_but_sweeps_the_penalty(tmp_path, monkeypatch):
+    capture(monkeypatch, "prefkit.labeling.length_penalty_sweep", "length_penalty_sweep", position=1)
+    config_file = tmp_path / "run.toml"
+    config_file.write_text('[label]\npairing = "all-pairs"\nlength_penalty = 0.5\nlength_unit = "chars"\n')
+    args = ["length-penalty-sweep", "c", "--config", str(config_file), "--set", "min_margin=0.1"]
+    config = invoke(args)
+    assert (config.pairing, config.length_unit, config.min_margin) == ("all-pairs", "chars", 0.1)
+    assert config.length_penalty == 0.0
+
+
 def assert_one_line_error(capsys, argv: list[str], *fragments: str) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -214,6 +224,11 @@ def _stage_models():
         ("eval", EvalConfig, {"options": "--option", "evaluators": "--evaluator"}),
         ("serve", ServerOptions, {"extra_args": "--vllm-arg"}),
         ("demo", DemoConfig, {"samples_per_prompt": "--samples"}),
+        (
+            "length-penalty-sweep",
+            LabelConfig,
+            {"length_penalty": "--length-penalties", "shard_size": "--help", "license": "--help"},
+        ),
     ]
 
 
