@@ -114,6 +114,15 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _deep_copy(value) if isinstance(value, Mapping) else value for key, value in data.items()}
 
 
+def section_values(path: str | Path, section: str | None) -> dict[str, Any]:
+    """A config file's `[section]` table when it has one (an `iterate` run config serves every stage),
+    else the whole file."""
+    data = load_config_file(path)
+    if section is not None and isinstance(data.get(section), dict):
+        return data[section]
+    return data
+
+
 def stage_values(
     config_file: str | Path | None,
     flags: Mapping[str, Any],
@@ -126,9 +135,15 @@ def stage_values(
     table when it has one) < `flags` that were given (None = not given) < `--set` overrides."""
     values = dict(defaults or {})
     if config_file is not None:
-        data = load_config_file(config_file)
-        if section is not None and isinstance(data.get(section), dict):
-            data = data[section]
-        values.update(data)
+        values.update(section_values(config_file, section))
     values.update({key: value for key, value in flags.items() if value is not None})
     return apply_overrides(values, parse_overrides(overrides))
+
+
+def all_keys(data: Mapping[str, Any]) -> set[str]:
+    """Every key of a mapping and of the mappings inside it (the options a config file sets)."""
+    keys = set(data)
+    for value in data.values():
+        if isinstance(value, Mapping):
+            keys |= all_keys(value)
+    return keys

@@ -22,7 +22,7 @@ import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from prefkit.config import stage_values
+from prefkit.config import all_keys, section_values, stage_values
 from prefkit.errors import ConfigError
 
 CONFIG_HELP = "TOML/YAML/JSON file of this command's options (its '{section}' table when it has one); flags and --set override it."
@@ -107,6 +107,16 @@ def flag_value(name: str, info: Any, value: Any) -> Any:
     return value
 
 
+def _named_where_set(error: ConfigError, config_file: Path | None, section: str) -> ConfigError:
+    """The error, without the config file's name when the option it names was not set in that file
+    (a bad `--temperature -1` is the flag's fault, not the file's)."""
+    if config_file is None or error.file != str(config_file) or not error.field:
+        return error
+    if error.field.split(".")[0] in all_keys(section_values(config_file, section)):
+        return error
+    return type(error)(error.message, row=error.row, field=error.field, hint=error.hint)
+
+
 def config_command(
     model: type[BaseModel],
     *,
@@ -151,7 +161,10 @@ def config_command(
             flags = {name: flag_value(name, fields[name], kwargs.pop(name)) for name in fields}
             config_file, overrides = kwargs.pop("config_file"), kwargs.pop("set_") or []
             values = stage_values(config_file, flags, overrides, section=section, defaults=defaults)
-            return command(**kwargs, values=values, config_file=config_file)
+            try:
+                return command(**kwargs, values=values, config_file=config_file)
+            except ConfigError as error:
+                raise _named_where_set(error, config_file, section) from None
 
         del run.__wrapped__  # typer must see the derived signature, not the command's own
         run.__signature__ = inspect.Signature(
