@@ -244,13 +244,8 @@ def sampler_metadata(config: SampleConfig, backend: str, location: str, max_mode
         "backend": backend,
         "model": config.model,
         "model_location": location,
-        "n": config.n,
-        "temperature": config.temperature,
-        "top_p": config.top_p,
-        "max_new_tokens": config.max_new_tokens,
-        "seed": config.seed,
+        **config.sampling.model_dump(),  # n, temperature, top_p, max_new_tokens, seed, stop, logprobs
         "stop": list(config.stop),
-        "logprobs": config.logprobs,
         "dtype": config.dtype,
         "max_model_len": max_model_len,
     }
