@@ -44,11 +44,17 @@ class EvalSubject:
 class EvalConfig(BaseModel):
     """Which evaluators to run and their options (`options[evaluator] = {option: value}`)."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a typo in a config file is an error
 
-    evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    plots: bool = True
+    evaluators: list[str] = Field(
+        default_factory=lambda: ["reward-kl"],
+        description="Evaluator plugin to run (repeatable): reward-kl, alpaca-eval, winrate, ... "
+        "(default: reward-kl)",
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per evaluator: `options[evaluator] = {option: value}`."
+    )
+    plots: bool = Field(True, description="Draw the PNG plots.")
 
     @field_validator("evaluators")
     @classmethod

@@ -9,14 +9,13 @@ the run folder records its config so a changed config is refused instead of sile
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field
 
 from prefkit.artifacts import atomic_write_text, content_hash
+from prefkit.config import apply_overrides, load_config_file
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
@@ -68,30 +67,7 @@ class IterateConfig(BaseModel):
 
 def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = None) -> IterateConfig:
     """Read a TOML or YAML config (errors name the file and field) and apply `section.key` overrides."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError("config file not found", file=path)
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(path.read_text())
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text()) or {}
-        else:
-            raise ConfigError("config must be .toml, .yaml or .yml", file=path)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot parse ({str(error).splitlines()[0]})", file=path) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"must hold a mapping of options at the top level, not a {type(data).__name__}", file=path
-        )
-    for dotted, value in (overrides or {}).items():
-        target = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-            if not isinstance(target, dict):
-                raise ConfigError("is not a section", file=path, field=dotted)
-        target[leaf] = value
+    data = apply_overrides(load_config_file(path), overrides or {}, file=path)
     return validated_config(IterateConfig, data, file=path)
 
 

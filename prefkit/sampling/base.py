@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prefkit.protocols import Sampler
+from prefkit.sampling.options import SamplingParams
 
 __all__ = ["Completion", "Sampler", "SamplingParams"]  # Sampler: the contract lives in prefkit.protocols
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """What to sample: k completions per prompt, decoding settings, and whether to return log-probs."""
-
-    n: int = 4
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 128
-    seed: int = 0
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    logprobs: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,31 +57,50 @@ class TrainConfig(BaseModel):
 
     model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
-    trainer: str = "dpo"
-    policy: str = "smollm2"
-    reference: str = "policy"  # "policy" (initial policy), "none" (reference-free) or a model folder
-    loss: str = "sigmoid"  # a loss name or a weighted mix "sigmoid:1,sft:0.2" (the plugin checks the names)
-    beta: float | list[float] = 0.1
-    learning_rate: float = 5e-5
-    epochs: int = 2
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 512
-    warmup_ratio: float = 0.1
-    scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    dtype: str = "auto"  # auto = fp32 on CPU, bf16 autocast on GPU
-    eval_fraction: float = 0.0
-    save_every_steps: int = 50
-    use_chat_template: bool | None = None  # None = the preferences manifest's `use_chat_template`
-    shuffle: bool = True
-    collapse_threshold: float = 1.0  # nats/token drop of the chosen log-prob that marks a run degenerate
-    trust_remote_code: bool = False
-    # the trainer plugin's own options (`--trainer-option key=value`, `[train.options]`), validated by its
-    # `options_model` before anything runs
-    options: dict[str, Any] = Field(default_factory=dict)
+    trainer: str = Field("dpo", description="Trainer plugin (`prefkit plugins` lists them): dpo or trl.")
+    policy: str = Field("smollm2", description="Model to train: a Hugging Face folder, or 'smollm2'.")
+    reference: str = Field(
+        "policy",
+        description="Reference policy: 'policy' (the initial policy), 'none' (reference-free), or a model "
+        "folder sharing the policy's tokenizer (a 'stronger reference').",
+    )
+    loss: str = Field(  # the plugin checks the names
+        "sigmoid",
+        description="A loss name (sigmoid, ipo, hinge, rdpo, simpo, sft, and every TRL loss_type: exo_pair, "
+        "nca_pair, robust, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, "
+        "sigmoid_norm) or a weighted mix such as sigmoid:1,sft:0.2 (docs/trainers.md).",
+    )
+    beta: float | list[float] = Field(
+        0.1,
+        description="KL strength; a comma-separated list (0.01,0.05,0.1) runs a sweep, one checkpoint each.",
+    )
+    learning_rate: float = Field(5e-5, description="Peak AdamW learning rate.")
+    epochs: int = Field(2, description="Passes over the training pairs.")
+    batch_size: int = Field(4, description="Pairs per micro-batch and process.")
+    grad_accum: int = Field(1, description="Micro-batches per optimizer step.")
+    max_length: int = Field(512, description="Max tokens of prompt + completion (prompt cut from the left).")
+    warmup_ratio: float = Field(0.1, description="Fraction of steps with linear learning-rate warmup.")
+    scheduler: str = Field("cosine", description="Decay after warmup: cosine, linear or constant.")
+    weight_decay: float = Field(0.0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, description="Gradient clipping norm.")
+    seed: int = Field(0, description="Seed for data order, initialisation of adapters and the eval split.")
+    dtype: str = Field("auto", description="auto (fp32 on CPU, bf16 autocast on GPU), fp32 or bf16.")
+    eval_fraction: float = Field(0.0, description="Fraction of prompts held out for DPO eval metrics.")
+    save_every_steps: int = Field(50, description="Save resumable state every N steps (0 = never).")
+    use_chat_template: bool | None = Field(
+        None,
+        description="Render prompts with the chat template. (default: as recorded by the preferences artifact)",
+    )
+    shuffle: bool = Field(True, description="Shuffle the training pairs each epoch.")
+    collapse_threshold: float = Field(
+        1.0, description="Nats/token drop of the chosen log-prob that marks a run degenerate."
+    )
+    trust_remote_code: bool = Field(False, description="Allow model code from the model folder.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The trainer plugin's own options (`--trainer-option key=value`, `[train.options]`), "
+        "validated by its `options_model` before anything runs.",
+    )
 
     @model_validator(mode="before")
     @classmethod
