@@ -31,7 +31,9 @@ browser:
 demo: setup
 	$(VENV)/bin/prefkit demo
 
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]) before any test runs
 test: setup browser
+	$(VENV)/bin/lint-imports --no-cache
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 $(PY) -m pytest -q -ra tests
 
 test-fast: setup

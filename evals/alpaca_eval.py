@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from prefkit_evals.alpaca_annotators import DEFAULT_ANNOTATOR, load_annotator
-from prefkit_evals.alpaca_data import AlpacaEvalSet, length_control_unavailable_reason, load_alpaca_eval_set
 from prefkit_evals.alpaca_judge import JudgeResult, check_judge, run_judge
 from prefkit_evals.sampling import EvalGeneration, sample_prompts
 
 from prefkit.errors import ConfigError
+from prefkit.evaluation.alpaca_data import (
+    AlpacaEvalSet,
+    length_control_unavailable_reason,
+    load_alpaca_eval_set,
+)
 from prefkit.evaluation.stage import EvalSubject
 from prefkit.judge.client import JudgeSettings
 from prefkit.records import PromptRecord

@@ -4,7 +4,7 @@ What makes it work (see docs/evaluation.md): data passed as lists of dicts (neve
 caching_path=None; metric_kwargs save_weights_dir=None; an annotator config written here from the
 shipped one (`prefkit_evals.alpaca_annotators`) whose client config points at the judge endpoint; and
 `glm_winrate.hf_hub_download` replaced, for the duration of the call, by a function returning the
-`df_gamed.csv` prefkit located (`prefkit_evals.alpaca_data.locate_gamed_csv`). The weighted judge asks
+`df_gamed.csv` prefkit located (`prefkit.evaluation.alpaca_data.locate_gamed_csv`). The weighted judge asks
 for one token and reads P('m') vs P('M') from its top log-probs, so the server must support
 `logprobs`/`top_logprobs`. Settings and errors are prefkit.judge's: `JudgeSettings`, `JudgeError`.
 """
@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 from prefkit_evals.alpaca_annotators import Annotator
-from prefkit_evals.annotations import WinRateSummary, summarize_preferences
 
 from prefkit.errors import require_module
+from prefkit.evaluation.annotations import WinRateSummary, summarize_preferences
 from prefkit.judge.client import JudgeError, JudgeSettings, judge_api_key
 
 __all__ = ["JudgeError", "JudgeResult", "check_judge", "run_judge"]

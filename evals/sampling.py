@@ -52,13 +52,13 @@ def sample_prompts(
 ) -> SampledPrompts:
     """`config.n` completions per record from `config.model` with the sampler plugin `config.backend` picks."""
     from prefkit.models import load_tokenizer, resolve_model
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import construct_plugin
 
     location = resolve_model(config.model)
     backend = resolve_backend(config.backend)
     tokenizer = load_tokenizer(location, trust_remote_code=config.trust_remote_code)
     use_chat_template = wants_chat_template(tokenizer, config.use_chat_template)
-    sampler = load_plugin("samplers", backend)(location, config.sampler_options(use_chat_template))
+    sampler = construct_plugin("samplers", backend, config.sampler_options(use_chat_template), model=location)
     completions: list[list[Completion]] = []
     try:
         check_prompt_lengths(

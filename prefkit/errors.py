@@ -83,6 +83,11 @@ def validated_config(config_class, values, *, file: str | Path | None = None, fi
         message = first["msg"].removeprefix("Value error, ")
         # union members add their type to the location ('beta', 'float'): name the field only
         location = [part for part in first["loc"] if not _is_type_tag(part)]
+        # a config that nests flat keys into sections (SampleConfig's sampling/engine) names the flat key
+        sections = getattr(config_class, "flat_sections", ())
+        location = [
+            part for index, part in enumerate(location) if part not in sections or index == len(location) - 1
+        ]
         if not location and message.split(" ", 1)[0] in config_class.model_fields:
             # a whole-model check says "name problem": name the field it is about
             name, _, message = message.partition(" ")

@@ -18,64 +18,48 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import Field
 
 from prefkit.errors import ConfigError, DependencyError, ModelError
 from prefkit.models import resolve_model
-from prefkit.sampling.options import default_memory_utilization
-from prefkit.validation import check_finite
+from prefkit.sampling.options import EngineOptions, default_memory_utilization
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 15
 
 
-@dataclass(frozen=True)
-class ServerOptions:
-    """vLLM server settings; each maps to the api_server flag of the same name."""
+class ServerOptions(EngineOptions):
+    """vLLM server settings: the engine's (shared with sampling) plus where and how it listens; each maps
+    to the api_server flag of the same name."""
 
-    host: str = "127.0.0.1"
-    port: int | None = None  # None: a free port
-    dtype: str = "auto"
-    max_model_len: int | None = None
-    enforce_eager: bool = False
-    tensor_parallel_size: int = 1
-    pipeline_parallel_size: int = 1
-    data_parallel_size: int = 1
-    gpu_memory_utilization: float | None = None
-    distributed_executor_backend: str | None = None
-    seed: int = 0
-    api_key: str | None = None
-    extra_args: Sequence[str] = field(default_factory=tuple)
+    host: str = Field(
+        "127.0.0.1", description="Interface to listen on; keep 127.0.0.1 unless you add --api-key."
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="Port on 127.0.0.1. (default: a free port)")
+    api_key: str | None = Field(
+        None, description="Require this bearer key from clients (env PREFKIT_SERVE_API_KEY)."
+    )
+    extra_args: tuple[str, ...] = Field((), description="Extra flags passed to vLLM's api_server as is.")
 
 
 SERVE_DTYPES = ("auto", "float32", "bfloat16", "float16", "half", "float")
+EXECUTOR_BACKENDS = (None, "mp", "ray", "uni", "external_launcher")
 
 
 def check_server_options(options: ServerOptions) -> None:
-    """Refuse settings vLLM would only reject after starting (seconds later, with a pydantic dump)."""
-    checks = [
-        (options.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1"),
-        (options.pipeline_parallel_size >= 1, "pipeline_parallel_size", "must be >= 1"),
-        (options.data_parallel_size >= 1, "data_parallel_size", "must be >= 1"),
-        (options.port is None or 1 <= options.port <= 65535, "port", "must be in 1..65535"),
-        (options.dtype in SERVE_DTYPES, "dtype", f"must be one of {', '.join(SERVE_DTYPES)}"),
-        (options.max_model_len is None or options.max_model_len >= 2, "max_model_len", "must be >= 2"),
-        (
-            options.distributed_executor_backend in (None, "mp", "ray", "uni", "external_launcher"),
-            "distributed_executor_backend",
-            "must be 'mp' or 'ray'",
-        ),
-    ]
-    utilization = options.gpu_memory_utilization
-    if utilization is not None:
-        check_finite(utilization, "gpu_memory_utilization")
-        checks.append((0 < utilization <= 1, "gpu_memory_utilization", "must be in (0, 1]"))
-    for ok, name, message in checks:
-        if not ok:
-            raise ConfigError(f"{message}, got {getattr(options, name)}", field=name)
+    """Refuse settings vLLM would only reject after starting (seconds later, with a pydantic dump); the
+    numeric ranges are the fields' own constraints."""
+    if options.dtype not in SERVE_DTYPES:
+        raise ConfigError(f"must be one of {', '.join(SERVE_DTYPES)}, got {options.dtype}", field="dtype")
+    if options.distributed_executor_backend not in EXECUTOR_BACKENDS:
+        raise ConfigError(
+            f"must be 'mp' or 'ray', got {options.distributed_executor_backend}",
+            field="distributed_executor_backend",
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefkit.cli.iterate import parse_overrides
+from prefkit.config import parse_overrides
 from prefkit.errors import ConfigError
 from prefkit.iteration.stage import IterateConfig, check_run_config, load_iterate_config, next_free_run_dir
 

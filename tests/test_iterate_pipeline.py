@@ -169,4 +169,5 @@ def test_length_neutral_mode_picks_each_rounds_lambda_from_its_candidates(
     # truncation per side travels from the candidates through the pairs into the round's report row
     assert report["truncated_chosen"][1] == pytest.approx((pairs["finish_chosen"] == "length").mean())
     assert report["truncated_rejected"][1] == pytest.approx((pairs["finish_rejected"] == "length").mean())
-    assert (pairs["eos_chosen"] == (pairs["finish_chosen"] != "length")).all()  # the default: no-eos
+    # the default, keep: every completion is trained with its EOS, cut ones included
+    assert pairs["eos_chosen"].all() and pairs["eos_rejected"].all()

@@ -4,63 +4,33 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from prefkit.cli.options import config_command
 from prefkit.demo import DemoConfig, reward_gain, run_demo
 
 
 def register(app: typer.Typer) -> None:
-    defaults = DemoConfig()
-
     @app.command("demo")
+    @config_command(
+        DemoConfig, section="demo", names={"samples_per_prompt": ("--samples",)}, set_example="epochs=4"
+    )
     def demo(
         out: Path = typer.Option(
             Path("runs/demo"), help="Run folder; every stage's artifact goes below it. Rerun to resume."
         ),
-        model: str = typer.Option(
-            defaults.model, help="Policy and reference: 'smollm2' (embedded) or a model folder."
-        ),
-        train_prompts: str = typer.Option(
-            defaults.train_prompts, help="Prompts to sample and train on (file or builtin:NAME)."
-        ),
-        heldout_prompts: str = typer.Option(
-            defaults.heldout_prompts, help="Held-out prompts for the before/after evaluation."
-        ),
-        backend: str = typer.Option(
-            defaults.backend, help="Sampler: auto (vllm if installed), vllm or transformers."
-        ),
-        samples: int = typer.Option(defaults.samples_per_prompt, help="Completions per training prompt (k)."),
-        max_new_tokens: int = typer.Option(
-            defaults.max_new_tokens, help="Maximum new tokens per completion."
-        ),
-        beta: float = typer.Option(defaults.beta, help="DPO beta (KL strength)."),
-        learning_rate: float = typer.Option(defaults.learning_rate, help="AdamW learning rate."),
-        epochs: int = typer.Option(defaults.epochs, help="Passes over the preference pairs."),
-        eval_samples: int = typer.Option(
-            defaults.eval_samples, help="Completions per held-out prompt in evaluation."
-        ),
-        seed: int = typer.Option(defaults.seed, help="Seed for sampling and training."),
+        *,
+        values: dict[str, Any],
+        config_file: Path | None,
     ) -> None:
         """Run sample -> label (VADER) -> train (DPO) -> eval on the embedded default and print before/after."""
         from prefkit.errors import validated_config
 
-        values = dict(
-            model=model,
-            train_prompts=train_prompts,
-            heldout_prompts=heldout_prompts,
-            backend=backend,
-            samples_per_prompt=samples,
-            max_new_tokens=max_new_tokens,
-            beta=beta,
-            learning_rate=learning_rate,
-            epochs=epochs,
-            eval_samples=eval_samples,
-            seed=seed,
-        )
-        config = validated_config(DemoConfig, values)
+        config = validated_config(DemoConfig, values, file=config_file)
         started = time.time()
         rows = run_demo(config, out)
         print_table(rows, time.time() - started, out)

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
-from prefkit.errors import ConfigError, InputError
+from prefkit.cli.options import config_command
+from prefkit.config import parse_overrides
+from prefkit.errors import ConfigError
+from prefkit.evaluation.stage import EvalConfig
 
 EVAL_HELP = """Evaluate checkpoints with evaluator plugins and write a leaderboard, plots and a report.
 
@@ -25,12 +27,9 @@ Examples:
 
 
 def parse_options(pairs: list[str], evaluators: list[str]) -> dict[str, dict[str, Any]]:
-    """`[EVALUATOR.]KEY=VALUE` pairs into per-evaluator options (values parsed as YAML: 4, true, [1, 2])."""
+    """`[EVALUATOR.]KEY=VALUE` pairs into per-evaluator options (values read by `config.parse_value`)."""
     options: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        key, separator, raw = pair.partition("=")
-        if not separator or not key:
-            raise ConfigError(f"'{pair}' is not KEY=VALUE", field="--option")
+    for key, value in parse_overrides(pairs, flag="--option").items():
         scope, dot, name = key.partition(".")
         if dot and scope in evaluators:
             target, key = scope, name
@@ -40,79 +39,57 @@ def parse_options(pairs: list[str], evaluators: list[str]) -> dict[str, dict[str
             raise ConfigError(
                 f"option '{key}' is ambiguous with several evaluators",
                 field="--option",
-                hint=f"prefix it with the evaluator, e.g. {evaluators[0]}.{key}={raw}",
+                hint=f"prefix it with the evaluator, e.g. {evaluators[0]}.{key}=...",
             )
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
         options.setdefault(target, {})[key] = value
     return options
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
-    """An EvalConfig as YAML or TOML (`evaluators = [...]`, `[options.reward-kl]`)."""
-    if not path.exists():
-        raise InputError("config file not found", file=path)
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
-        raise InputError(f"cannot parse config ({error.__class__.__name__}: {error})", file=path) from None
-    if not isinstance(data, dict):
-        raise InputError("a config file must hold a mapping", file=path)
-    return data
-
-
 def register(app: typer.Typer) -> None:
     @app.command("eval", help=EVAL_HELP)
+    @config_command(
+        EvalConfig,
+        section="eval",
+        exclude=("options",),
+        names={"evaluators": ("--evaluator", "-e")},
+        set_example="options.reward-kl.n=8",
+        config_names=("--config", "-c"),
+    )
     def eval_command(
         checkpoints: list[str] = typer.Argument(
             ..., help="Checkpoints to evaluate: PATH, alias or NAME=PATH."
         ),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder for the 'eval' artifact."),
-        evaluator: list[str] = typer.Option(
-            None,
-            "--evaluator",
-            "-e",
-            help="Evaluator plugin to run (repeatable): reward-kl, alpaca-eval, winrate, ... Default: reward-kl.",
-        ),
         option: list[str] = typer.Option(
             None,
             "--option",
             "-O",
             help="Evaluator option [EVALUATOR.]KEY=VALUE (repeatable; the prefix is needed with several "
-            "evaluators). Values are parsed as YAML. See docs/evaluation.md for each evaluator's options.",
+            "evaluators). Values are read as TOML (4, true, [1, 2]). See docs/evaluation.md for each "
+            "evaluator's options.",
         ),
-        config: Path = typer.Option(
-            None, "--config", "-c", help="YAML/TOML file with `evaluators` and `options`; flags override it."
-        ),
-        no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
         force: bool = typer.Option(
             False, "--force", help="Re-evaluate every checkpoint, ignoring cached results, and replace OUT."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+        *,
+        values: dict[str, Any],
+        config_file: Path | None,
     ) -> None:
-        from prefkit.evaluation.stage import EvalConfig, evaluate
+        from prefkit.errors import validated_config
+        from prefkit.evaluation.stage import evaluate
 
-        data = load_config_file(config) if config else {}
-        evaluators = list(evaluator or data.get("evaluators") or ["reward-kl"])
+        evaluators = list(values.get("evaluators") or ["reward-kl"])
+        # a shared config file may hold options of evaluators this run does not use
         options = {
-            name: dict(values) for name, values in (data.get("options") or {}).items() if name in evaluators
+            name: dict(option_values)
+            for name, option_values in (values.get("options") or {}).items()
+            if name in evaluators
         }
-        for name, values in parse_options(list(option or []), evaluators).items():
-            options.setdefault(name, {}).update(values)
-        try:
-            eval_config = EvalConfig(
-                evaluators=evaluators, options=options, plots=not no_plots and data.get("plots", True)
-            )
-        except ValueError as error:
-            raise ConfigError(f"invalid eval config: {error}") from None
+        for name, option_values in parse_options(list(option or []), evaluators).items():
+            options.setdefault(name, {}).update(option_values)
+        values = values | {"evaluators": evaluators, "options": options}
+        eval_config = validated_config(EvalConfig, values, file=config_file)
         report = evaluate(checkpoints, out, eval_config, force=force, progress=not quiet)
         typer.echo(f"evaluated {report.evaluated}, reused {report.reused} cached; report: {report.report}")
         typer.echo((report.path / "leaderboard.md").read_text())
@@ -131,9 +108,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     ) -> None:
         """Recompute win rate and standard error (and missing/invalid counts) from alpaca_eval annotations."""
-        from prefkit_evals.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
-        from prefkit_evals.annotations import read_annotations, win_rate_from_annotations
-
+        from prefkit.evaluation.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
+        from prefkit.evaluation.annotations import read_annotations, win_rate_from_annotations
         from prefkit.validation import reading
 
         with reading(annotations):

@@ -5,20 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import yaml
 
+from prefkit.config import parse_overrides
 from prefkit.errors import ConfigError
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """`section.key=value` pairs; values are parsed as YAML scalars (numbers, booleans, lists)."""
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' must look like section.key=value", field="--set")
-        key, raw = item.split("=", 1)
-        overrides[key.strip()] = yaml.safe_load(raw)
-    return overrides
 
 
 def register(app: typer.Typer) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from prefkit.errors import ConfigError
-from prefkit.labeling.pairing import DEFAULT_TRUNCATION
+from prefkit.cli.options import config_command
+from prefkit.errors import ConfigError, validated_config
+from prefkit.labeling.stage import LabelConfig
 
 
 def parse_length_penalties(text: str) -> list[float]:
@@ -30,6 +32,13 @@ def parse_length_penalties(text: str) -> list[float]:
 
 def register(app: typer.Typer) -> None:
     @app.command("length-penalty-sweep")
+    # the length penalty is what is swept; shard size and licence only matter to a written artifact
+    @config_command(
+        LabelConfig,
+        section="label",
+        exclude=("length_penalty", "shard_size", "license"),
+        set_example="pairing=all-pairs",
+    )
     def length_penalty_sweep_command(
         candidates: Path = typer.Argument(..., help="A candidates artifact folder (from `prefkit sample`)."),
         length_penalties: str = typer.Option(
@@ -37,23 +46,15 @@ def register(app: typer.Typer) -> None:
             "--length-penalties",
             help="Comma-separated lambdas to try (per --length-unit).",
         ),
-        labeler: str = typer.Option("vader", help="Labeler plugin, as in `prefkit label`."),
-        labeler_options: str = typer.Option(None, "--labeler-options", help="Labeler options as JSON."),
-        pairing: str = typer.Option("best-vs-worst", help="Pairing strategy, as in `prefkit label`."),
-        min_margin: float = typer.Option(0.0, help="Minimum adjusted-score margin, as in `prefkit label`."),
-        length_unit: str = typer.Option("tokens", help="tokens or chars."),
-        truncated: str = typer.Option(
-            DEFAULT_TRUNCATION,
-            help="drop, no-eos or keep, as in `prefkit label` (changes pairs and lengths).",
-        ),
-        seed: int = typer.Option(0, help="Seed for random-pair draws."),
         out: Path = typer.Option(None, "--out", "-o", help="Also write the sweep as JSON to this file."),
+        *,
+        values: dict[str, Any],
+        config_file: Path | None,
     ) -> None:
         """Score candidates once and show, per lambda, the pairs' mean length gap (chosen - rejected), the
         share with a longer chosen side and the score margin; names the length-neutral lambda."""
 
         from prefkit.artifacts import atomic_write_text
-        from prefkit.cli.label import label_config
         from prefkit.labeling.length_penalty_sweep import (
             length_neutral_penalty,
             length_penalty_sweep,
@@ -64,17 +65,11 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("is a folder; give the JSON file to write", file=out, field="--out")
         if out is not None and not out.parent.is_dir():
             raise ConfigError("folder does not exist", file=out.parent, field="--out")
-        config = label_config(
-            labeler,
-            labeler_options,
-            pairing=pairing,
-            min_margin=min_margin,
-            length_unit=length_unit,
-            truncated=truncated,
-            seed=seed,
-        )
+        # a [label] table's length_penalty is what this command sweeps, so it is not part of the config
+        values = {key: value for key, value in values.items() if key != "length_penalty"}
+        config = validated_config(LabelConfig, values, file=config_file)
         points = length_penalty_sweep(candidates, config, parse_length_penalties(length_penalties))
-        typer.echo(render_sweep(points, length_unit))
+        typer.echo(render_sweep(points, config.length_unit))
         if out is not None:
             payload = {
                 "candidates": str(candidates),

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from prefkit.cli.options import config_command
+from prefkit.config import parse_overrides
 from prefkit.errors import validated_config
+from prefkit.training.stage import TrainConfig
 
-
-def _config_from_options(**options) -> object:
-    from prefkit.training.stage import TrainConfig
-
-    return validated_config(TrainConfig, {key: value for key, value in options.items() if value is not None})
-
-
-def parse_trainer_options(items: list[str]) -> dict[str, str]:
-    """['layout=padding_free', 'wpo=true'] -> {'layout': 'padding_free', 'wpo': 'true'} (the plugin's
-    options model converts the values); a ConfigError naming the item when it has no '='."""
-    from prefkit.errors import ConfigError
-
-    options: dict[str, str] = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals or not key.strip():
-            raise ConfigError(f"--trainer-option takes KEY=VALUE, got '{item}'", field="trainer-option")
-        options[key.strip()] = value.strip()
-    return options
+FLAG_NAMES = {"learning_rate": ("--learning-rate", "--lr"), "use_chat_template": ("--chat-template",)}
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
+    @config_command(
+        TrainConfig, section="train", exclude=("options",), names=FLAG_NAMES, set_example="beta=0.2"
+    )
     def train_command(
         preferences: str = typer.Argument(
             ...,
@@ -46,39 +35,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             ..., "--out", "-o", help="Checkpoint folder to write (one sub-folder per beta)."
         ),
-        policy: str = typer.Option("smollm2", help="Model to train: a Hugging Face folder, or 'smollm2'."),
-        trainer: str = typer.Option("dpo", help="Trainer plugin (`prefkit plugins` lists them): dpo or trl."),
-        reference: str = typer.Option(
-            "policy",
-            help="Reference policy: 'policy' (the initial policy), 'none' (reference-free), or a model folder "
-            "sharing the policy's tokenizer (a 'stronger reference').",
-        ),
-        loss: str = typer.Option(
-            "sigmoid",
-            help="A loss name (sigmoid, ipo, hinge, rdpo, simpo, sft, and every TRL loss_type: exo_pair, nca_pair, "
-            "robust, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sigmoid_norm) or a "
-            "weighted mix such as sigmoid:1,sft:0.2 (docs/trainers.md).",
-        ),
-        beta: str = typer.Option(
-            "0.1",
-            help="KL strength; a comma-separated list (0.01,0.05,0.1) runs a sweep, one checkpoint each.",
-        ),
-        learning_rate: float = typer.Option(
-            5e-5, "--learning-rate", "--lr", help="Peak AdamW learning rate."
-        ),
-        epochs: int = typer.Option(2, help="Passes over the training pairs."),
-        batch_size: int = typer.Option(4, help="Pairs per micro-batch and process."),
-        grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
-        max_length: int = typer.Option(
-            512, help="Max tokens of prompt + completion (prompt cut from the left)."
-        ),
-        warmup_ratio: float = typer.Option(0.1, help="Fraction of steps with linear learning-rate warmup."),
-        scheduler: str = typer.Option("cosine", help="Decay after warmup: cosine, linear or constant."),
-        weight_decay: float = typer.Option(0.0, help="AdamW weight decay."),
-        max_grad_norm: float = typer.Option(1.0, help="Gradient clipping norm."),
-        seed: int = typer.Option(
-            0, help="Seed for data order, initialisation of adapters and the eval split."
-        ),
+        # trainer plugin options (DPOOptions), kept as flags of their own for earlier command lines
         label_smoothing: float | None = typer.Option(
             None,
             help="Conservative DPO: assumed fraction of flipped labels (= --trainer-option label_smoothing=X).",
@@ -89,7 +46,6 @@ def register(app: typer.Typer) -> None:
         gamma: float | None = typer.Option(
             None, help="SimPO target reward margin, loss simpo (a dpo option)."
         ),
-        dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 autocast on GPU), fp32 or bf16."),
         gradient_checkpointing: bool | None = typer.Option(
             None,
             "--gradient-checkpointing/--no-gradient-checkpointing",
@@ -100,13 +56,6 @@ def register(app: typer.Typer) -> None:
         ),
         lora_r: int | None = typer.Option(None, help="LoRA rank (default 16)."),
         lora_alpha: int | None = typer.Option(None, help="LoRA alpha (default 32)."),
-        eval_fraction: float = typer.Option(0.0, help="Fraction of prompts held out for DPO eval metrics."),
-        save_every_steps: int = typer.Option(50, help="Save resumable state every N steps (0 = never)."),
-        chat_template: bool | None = typer.Option(
-            None,
-            "--chat-template/--no-chat-template",
-            help="Default: as recorded by the preferences artifact.",
-        ),
         shared_prefix: bool | None = typer.Option(
             None,
             "--shared-prefix/--no-shared-prefix",
@@ -122,6 +71,9 @@ def register(app: typer.Typer) -> None:
             False, "--force", help="Replace an existing output with other inputs/config."
         ),
         progress: bool = typer.Option(True, help="Show a progress bar."),
+        *,
+        values: dict[str, Any],
+        config_file: Path | None,
     ) -> None:
         """Train a policy on preference pairs with DPO (or a variant) and write a checkpoint artifact.
 
@@ -130,36 +82,21 @@ def register(app: typer.Typer) -> None:
         """
         from prefkit.training.stage import train
 
-        config = _config_from_options(
-            trainer=trainer,
-            policy=policy,
-            reference=reference,
-            loss=loss,
-            beta=beta,
-            learning_rate=learning_rate,
-            epochs=epochs,
-            batch_size=batch_size,
-            grad_accum=grad_accum,
-            max_length=max_length,
-            warmup_ratio=warmup_ratio,
-            scheduler=scheduler,
-            weight_decay=weight_decay,
-            max_grad_norm=max_grad_norm,
-            seed=seed,
+        plugin_flags = dict(
             label_smoothing=label_smoothing,
             alpha=alpha,
             gamma=gamma,
-            dtype=dtype,
             gradient_checkpointing=gradient_checkpointing,
             lora=lora,
             lora_r=lora_r,
             lora_alpha=lora_alpha,
-            eval_fraction=eval_fraction,
-            save_every_steps=save_every_steps,
-            use_chat_template=chat_template,
             shared_prefix=shared_prefix,
-            options=parse_trainer_options(trainer_option) or None,
         )
+        values = values | {key: value for key, value in plugin_flags.items() if value is not None}
+        options = parse_overrides(trainer_option, flag="--trainer-option", typed=False)
+        if options:
+            values["options"] = {**(values.get("options") or {}), **options}
+        config = validated_config(TrainConfig, values, file=config_file)
         artifact = train(
             preferences,
             out,

@@ -38,8 +38,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Measure a labeler against reference preferences: agreement, Cohen's kappa, ties, length bias."""
-        from prefkit_evals.labeler_validation import validate_labeler
-
+        from prefkit.evaluation.labeler_validation import validate_labeler
         from prefkit.labeling.stage import parse_labeler_options
 
         report = validate_labeler(

@@ -14,20 +14,20 @@ over the cache); `force=True` re-evaluates everything, ignoring the cache.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prefkit.artifacts import StageRun, content_hash, read_manifest, redact_secrets
 from prefkit.errors import ArtifactError, ConfigError
 from prefkit.progress import say
-from prefkit.validation import kill_point, refuse_non_finite
+from prefkit.protocols import Evaluator
+from prefkit.validation import kill_point
 
 METRICS_FILE = "metrics.json"
 CACHE_VERSION = 1
@@ -41,27 +41,20 @@ class EvalSubject:
     model: str
 
 
-class Evaluator(Protocol):
-    """An evaluator plugin, constructed as `Cls(**options)`.
-
-    An evaluator with a `progress` attribute gets it set to the run's progress flag before it runs.
-    """
-
-    name: str
-
-    def evaluate(self, subject: EvalSubject, work_dir: Path) -> dict[str, Any]:
-        """Evaluate one subject; return flat metrics (numbers or short strings). `work_dir` is for outputs."""
-        ...
-
-
 class EvalConfig(BaseModel):
     """Which evaluators to run and their options (`options[evaluator] = {option: value}`)."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a typo in a config file is an error
 
-    evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    plots: bool = True
+    evaluators: list[str] = Field(
+        default_factory=lambda: ["reward-kl"],
+        description="Evaluator plugin to run (repeatable): reward-kl, alpaca-eval, winrate, ... "
+        "(default: reward-kl)",
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per evaluator: `options[evaluator] = {option: value}`."
+    )
+    plots: bool = Field(True, description="Draw the PNG plots.")
 
     @field_validator("evaluators")
     @classmethod
@@ -166,24 +159,16 @@ def default_cache_dir() -> Path:
 
 def build_evaluator(name: str, options: dict[str, Any]) -> Evaluator:
     """Load the plugin and construct it; an unknown option names the ones the evaluator accepts."""
-    return check_evaluator(name, options)(**options)
+    from prefkit.plugins import construct_plugin
+
+    return construct_plugin("evals", name, options, field=f"options.{name}")
 
 
 def check_evaluator(name: str, options: dict[str, Any]) -> Any:
     """The evaluator plugin's class, after checking that it exists and accepts `options` (nothing is built)."""
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import check_plugin
 
-    cls = load_plugin("evals", name)
-    refuse_non_finite(options, f"options.{name}")
-    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {unknown} for evaluator '{name}'",
-            field="options",
-            hint=f"accepted: {', '.join(accepted)}",
-        )
-    return cls
+    return check_plugin("evals", name, options, field=f"options.{name}")
 
 
 def evaluate(

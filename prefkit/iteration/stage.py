@@ -9,14 +9,13 @@ the run folder records its config so a changed config is refused instead of sile
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field
 
 from prefkit.artifacts import atomic_write_text, content_hash
+from prefkit.config import apply_overrides, load_config_file
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
@@ -68,30 +67,7 @@ class IterateConfig(BaseModel):
 
 def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = None) -> IterateConfig:
     """Read a TOML or YAML config (errors name the file and field) and apply `section.key` overrides."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError("config file not found", file=path)
-    try:
-        if path.suffix.lower() == ".toml":
-            data = tomllib.loads(path.read_text())
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text()) or {}
-        else:
-            raise ConfigError("config must be .toml, .yaml or .yml", file=path)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot parse ({str(error).splitlines()[0]})", file=path) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"must hold a mapping of options at the top level, not a {type(data).__name__}", file=path
-        )
-    for dotted, value in (overrides or {}).items():
-        target = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            target = target.setdefault(key, {})
-            if not isinstance(target, dict):
-                raise ConfigError("is not a section", file=path, field=dotted)
-        target[leaf] = value
+    data = apply_overrides(load_config_file(path), overrides or {}, file=path)
     return validated_config(IterateConfig, data, file=path)
 
 
@@ -115,14 +91,13 @@ def check_before_start(config: IterateConfig, initial: str) -> None:
     sections, the labeler, trainer and evaluator plugins with their options, and the prompt files."""
     from prefkit.evaluation.stage import check_evaluator
     from prefkit.labeling.registry import check_labeler
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import construct_plugin
     from prefkit.records import read_prompts
     from prefkit.training.stage import trainer_options
 
     _, label_config, train_config = stage_configs(config, initial, "policy", 1)
     check_labeler(label_config.labeler, label_config.labeler_options)
-    trainer_class = load_plugin("trainers", train_config.trainer)
-    trainer = trainer_class() if isinstance(trainer_class, type) else trainer_class
+    trainer = construct_plugin("trainers", train_config.trainer, train_config.options)
     check = getattr(trainer, "check_config", None)
     if callable(check):
         check(train_config)
@@ -248,9 +223,8 @@ def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished
 
 def check_round_labeler(config: IterateConfig, run_dir: Path, progress: bool) -> None:
     """Validate the rounds' labeler against reference preferences once, before any round is built on it."""
-    from prefkit_evals.labeler_validation import LabelerCheck, check_labeler
-
     from prefkit.errors import validated_config
+    from prefkit.evaluation.labeler_validation import LabelerCheck, check_labeler
 
     check = validated_config(LabelerCheck, config.labeler_check, field_prefix="labeler_check")
     labeler = config.label.get("labeler", "vader")

@@ -4,8 +4,10 @@ Each round's policy answers the held-out prompts once (the `winrate` evaluator's
 greedy by default), and the answers are kept under `<run>/winrate/answers/` keyed by a hash of the
 model's content and the generation settings, so a resumed or extended run never generates twice.
 A judge then compares round k's answers with round k-1's ("vs previous") and with the initial
-policy's ("vs initial"); both use the `winrate` evaluator's judge client, order randomisation, ties
-counted as half, and its bootstrap interval. Judgements land in `<run>/winrate/round-KK-vs-round-JJ/`.
+policy's ("vs initial") through core's `prefkit.judge.pairwise.judge_answer_sets` (the function the
+`winrate` evaluator judges with: order randomisation, ties counted as half, bootstrap interval). The
+evaluator is reached only through the `AnswersForJudging` protocol. Judgements land in
+`<run>/winrate/round-KK-vs-round-JJ/`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.errors import ConfigError
-from prefkit.plugins import load_plugin
+from prefkit.judge.pairwise import judge_answer_sets
+from prefkit.plugins import construct_plugin
+from prefkit.protocols import AnswersForJudging
 from prefkit.records import PromptRecord, read_prompts
 
 WINRATE_DIR = "winrate"
@@ -25,39 +29,32 @@ WINRATE_DIR = "winrate"
 OPPONENTS = {"previous": "win_vs_previous", "initial": "win_vs_initial"}
 
 
-def build_judge(options: dict[str, Any]):
+def build_judge(options: dict[str, Any]) -> AnswersForJudging:
     """The `winrate` evaluator configured from the run's `round_winrate` section (errors name the field)."""
-    evaluator_class = load_plugin("evals", "winrate")
     if "references" in options:
         raise ConfigError(
             "references are the previous and initial rounds' answers here", field="round_winrate.references"
         )
-    try:
-        return evaluator_class(references="(earlier rounds)", **options)
-    except TypeError as error:
-        raise ConfigError(f"unknown option ({error})", field="round_winrate") from None
-
-
-def answers_path(run_dir: Path, round_index: int, model: str, judge) -> Path:
-    """Where one round's held-out answers are kept, named by the model's content and generation settings."""
-    generation = judge.generation
-    # the winrate options that set generation, in the layout answers have always been named by, so that
-    # a resumed run finds the answers it stored before
-    named_by = ("max_new_tokens", "temperature", "batch_size", "backend", "engine")
-    settings = json.dumps(
-        {
-            "generation": {name: getattr(generation, name) for name in named_by},
-            "dtype": generation.dtype,
-            "seed": generation.seed,
-        },
-        sort_keys=True,
+    judge = construct_plugin(
+        "evals", "winrate", {"references": "(earlier rounds)", **options}, field="round_winrate"
     )
+    if not isinstance(judge, AnswersForJudging):
+        raise ConfigError(
+            "the installed winrate evaluator cannot answer for round win rates (no AnswersForJudging)",
+            field="round_winrate",
+        )
+    return judge
+
+
+def answers_path(run_dir: Path, round_index: int, model: str, judge: AnswersForJudging) -> Path:
+    """Where one round's held-out answers are kept, named by the model's content and generation settings."""
+    settings = json.dumps(judge.answer_settings(), sort_keys=True)
     key = hashlib.sha256(f"{content_hash(model)}|{settings}".encode()).hexdigest()[:16]
     return run_dir / WINRATE_DIR / "answers" / f"round-{round_index:02d}-{key}.jsonl"
 
 
 def round_answers(
-    run_dir: Path, round_index: int, model: str, prompts: list[PromptRecord], judge
+    run_dir: Path, round_index: int, model: str, prompts: list[PromptRecord], judge: AnswersForJudging
 ) -> list[str]:
     """The round's answers to `prompts`, generated once and then read back."""
     path = answers_path(run_dir, round_index, model, judge)
@@ -98,7 +95,7 @@ def round_winrates(
             for prompt, reference in zip(prompts, opponent_answers, strict=True)
         ]
         work_dir = run_dir / WINRATE_DIR / f"round-{round_index:02d}-vs-round-{opponent_round:02d}"
-        metrics = judge.judge_outputs(items, answers, work_dir)
+        metrics = judge_answer_sets(judge.judging, items, answers, work_dir)
         by_round[opponent_round] = {**metrics, "opponent_round": opponent_round}
     results = {"previous": by_round[round_index - 1], "initial": by_round[0]}
     stored = {**results, "judged_with": judge_key(options, prompts_source)}

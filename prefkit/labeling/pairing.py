@@ -17,7 +17,7 @@ from itertools import combinations
 STRATEGIES = ("best-vs-worst", "all-pairs", "random-pair")
 # what to do with completions cut at max_new_tokens (finish reason "length"); see docs/labeling.md
 TRUNCATION_MODES = ("drop", "no-eos", "keep")
-DEFAULT_TRUNCATION = "no-eos"
+DEFAULT_TRUNCATION = "keep"
 
 # drop reasons (also the keys of the `dropped` counts in manifests and cards)
 TIE = "tie"

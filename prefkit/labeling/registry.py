@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from prefkit.errors import ConfigError
-from prefkit.labeling.base import Labeler
-from prefkit.plugins import load_plugin
-from prefkit.validation import refuse_non_finite
+from prefkit.plugins import check_plugin, construct_plugin
+from prefkit.protocols import Labeler
 
 
 def load_labeler(name: str, options: dict[str, Any] | None = None) -> Labeler:
     """Construct the labeler plugin `name` as `Cls(**options)`; unknown options raise one clear ConfigError."""
-    return check_labeler(name, options)(**dict(options or {}))
+    return construct_plugin("labelers", name, options)
 
 
 def check_labeler(name: str, options: dict[str, Any] | None = None) -> Any:
     """The labeler plugin's factory, after checking that it exists and accepts `options` (nothing is loaded)."""
-    factory = load_plugin("labelers", name)
-    options = dict(options or {})
-    refuse_non_finite(options, "labeler_options")
-    try:
-        inspect.signature(factory).bind(**options)
-    except TypeError as error:
-        raise ConfigError(
-            f"labeler '{name}' does not accept these options ({error})",
-            field="labeler_options",
-            hint=f"see docs/labeling.md for the options of '{name}'",
-        ) from None
-    return factory
+    return check_plugin("labelers", name, options)

@@ -81,25 +81,43 @@ class LabelConfig(BaseModel):
 
     model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
-    labeler: str = Field("vader", description="labeler plugin: vader, sentiment, reward-model, judge, ...")
-    labeler_options: dict[str, Any] = Field(default_factory=dict, description="options passed to the labeler")
-    pairing: str = Field("best-vs-worst", description="best-vs-worst, all-pairs or random-pair")
+    labeler: str = Field(
+        "vader",
+        description="Labeler plugin: vader (offline sentiment), sentiment (HF classifier), reward-model (HF "
+        "sequence classifier), judge (OpenAI-compatible LLM judge); see `prefkit plugins`.",
+    )
+    labeler_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Labeler options as a JSON object, e.g. \'{"model": "path/to/rm"}\' or \'{"base_url": '
+        '"http://localhost:8000/v1", "model": "judge", "mode": "pairwise"}\'. API keys are never given here: '
+        "the judge reads the environment variable named by api_key_env.",
+    )
+    pairing: str = Field(
+        "best-vs-worst",
+        description="How pairs are formed per prompt: best-vs-worst (highest vs lowest adjusted score), "
+        "all-pairs (every pair of candidates), random-pair (one seeded random pair).",
+    )
     min_margin: float = Field(
-        0.0, ge=0.0, description="keep a pair only if its adjusted scores differ this much"
+        0.0,
+        ge=0.0,
+        description="Keep a pair only if chosen beats rejected by at least this much (adjusted score); ties "
+        "always dropped.",
     )
     length_penalty: float = Field(
-        0.0, description="lambda in `score - lambda * length` used to rank candidates"
+        0.0, description="Rank candidates by score - lambda * length (0 = no length control)."
     )
-    length_unit: str = Field("tokens", description="tokens (from completion_tokens) or chars")
+    length_unit: str = Field(
+        "tokens", description="Unit of length: tokens (from completion_tokens) or chars."
+    )
     truncated: str = Field(
         DEFAULT_TRUNCATION,
-        description="completions cut at max_new_tokens: drop (never pair them), no-eos (pair them, train "
-        "without an EOS after the cut) or keep (pair them, train with an EOS appended)",
+        description="Completions cut at max_new_tokens: drop (never pair them), no-eos (pair them, train "
+        "without an EOS after the cut) or keep (pair them, train with an EOS appended, as TRL does).",
     )
-    seed: int = Field(0, description="seed of random-pair draws (per prompt id)")
-    shard_size: int = Field(256, gt=0, description="rows scored and written per shard (resume unit)")
+    seed: int = Field(0, description="Seed for random-pair draws (each prompt id gets its own stream).")
+    shard_size: int = Field(256, gt=0, description="Rows per shard: the unit of streaming and of resume.")
     license: str = Field(
-        "unknown", description="licence stated in the data card (inherits from prompts/model)"
+        "unknown", description="Licence written to the data card (inherit it from prompts and model)."
     )
 
     @field_validator("pairing")

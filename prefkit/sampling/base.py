@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
-from prefkit.conversation import Prompt
+from prefkit.protocols import Sampler
+from prefkit.sampling.options import SamplingParams
 
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """What to sample: k completions per prompt, decoding settings, and whether to return log-probs."""
-
-    n: int = 4
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 128
-    seed: int = 0
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    logprobs: bool = False
+__all__ = ["Completion", "Sampler", "SamplingParams"]  # Sampler: the contract lives in prefkit.protocols
 
 
 @dataclass(frozen=True)
@@ -36,23 +25,3 @@ class Completion:
     logprob: float | None = None
     finish_reason: str | None = None
     token_ids: tuple[int, ...] = ()
-
-
-class Sampler(Protocol):
-    """A sampling backend, constructed by its plugin class as `Cls(model, options)`.
-
-    `options` is a `prefkit.sampling.options.SamplerOptions`. `max_model_len` is the longest
-    prompt + completion (in tokens) the backend accepts; a prompt must leave room for one new token.
-    """
-
-    name: str
-    max_model_len: int
-
-    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        """Return `params.n` completions for each prompt (raw user text or a conversation; the backend
-        renders it with `prefkit.chat.encode_prompt`)."""
-        ...
-
-    def close(self) -> None:
-        """Free the model/engine."""
-        ...

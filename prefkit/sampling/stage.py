@@ -8,14 +8,13 @@ run writes exactly what an uninterrupted one would have.
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
@@ -23,12 +22,12 @@ from prefkit.conversation import is_conversation
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import InputError, located
 from prefkit.models import load_tokenizer, resolve_model
-from prefkit.plugins import load_plugin
+from prefkit.plugins import construct_plugin
 from prefkit.progress import SamplingProgress
 from prefkit.records import Artifact, PromptRecord, read_prompts, stage_schema
-from prefkit.sampling.base import Completion, Sampler, SamplingParams
+from prefkit.sampling.base import Completion, Sampler
 from prefkit.sampling.card import candidates_card
-from prefkit.sampling.options import SamplerOptions
+from prefkit.sampling.options import SamplerOptions, SamplingParams
 from prefkit.sampling.prompt_tokens import derive_seed
 from prefkit.validation import STRICT_CONFIG, reading
 
@@ -46,62 +45,67 @@ def output_schema(conversational: bool) -> dict[str, pl.DataType]:
 
 
 class SampleConfig(BaseModel):
-    """Everything that decides what `sample` writes (plus engine settings for vLLM)."""
+    """Everything that decides what `sample` writes: the model, what to sample and how the engine runs.
+
+    Flat keys (`n`, `dtype`, `seed`, as in `[sample]` tables and on the command line) are accepted and
+    nested into `sampling` / `engine`; `seed` seeds both. Reading `config.n` or `config.dtype` reaches
+    into the section that holds the field.
+    """
 
     model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
+    flat_sections: ClassVar[tuple[str, ...]] = ("sampling", "engine")  # errors name the flat key
 
-    model: str
-    backend: str = "auto"
-    n: int = Field(4, ge=1)
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(128, ge=1)
-    seed: int = 0
-    stop: list[str] = Field(default_factory=list)
-    logprobs: bool = False
-    shard_size: int = Field(64, ge=1)
-    batch_size: int = Field(16, ge=1)
-    use_chat_template: bool | None = None
-    dtype: str = "auto"
-    device: str | None = None
-    trust_remote_code: bool = False
-    tensor_parallel_size: int = Field(1, ge=1)
-    pipeline_parallel_size: int = Field(1, ge=1)
-    data_parallel_size: int = Field(1, ge=1)
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
-    max_model_len: int | None = Field(None, ge=2)
-    enforce_eager: bool = False
-    distributed_executor_backend: str | None = None
+    model: str = Field(
+        description="Model: 'smollm2' (embedded default), a Hugging Face model folder, or a hub id."
+    )
+    backend: str = Field(
+        "auto", description="Sampler: auto (vllm when installed, else transformers), vllm, transformers."
+    )
+    shard_size: int = Field(
+        64, ge=1, description="Prompts per shard; each finished shard is saved, so a killed run resumes."
+    )
+    sampling: SamplingParams = Field(default_factory=SamplingParams, description="What to sample.")
+    engine: SamplerOptions = Field(default_factory=SamplerOptions, description="How the engine runs.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, values: Any) -> Any:
+        """Move flat option names into their section (a key given in the section itself wins)."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for section, model in (("sampling", SamplingParams), ("engine", SamplerOptions)):
+            flat = {key: values[key] for key in model.model_fields if key in values}
+            if flat:
+                nested = values.get(section) or {}
+                nested = nested.model_dump() if isinstance(nested, BaseModel) else nested
+                values[section] = flat | nested if isinstance(nested, dict) else nested
+        for key in SamplingParams.model_fields.keys() | SamplerOptions.model_fields.keys():
+            values.pop(key, None)
+        return values
+
+    def __getattr__(self, name: str) -> Any:
+        for section in self.flat_sections:
+            fields = type(self).model_fields[section].annotation.model_fields
+            if name in fields:
+                return getattr(getattr(self, section), name)
+        return super().__getattr__(name)
+
+    def flat_values(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every option under its flat name (the shape the manifests of earlier versions fingerprinted)."""
+        values = self.model_dump(exclude=set(self.flat_sections))
+        for section in self.flat_sections:
+            values |= getattr(self, section).model_dump()
+        values["stop"] = list(values["stop"])
+        return {key: value for key, value in values.items() if key not in exclude}
 
     def sampling_params(self, shard_index: int) -> SamplingParams:
         """What to sample for one shard (its seed derived from the run's seed and the shard index)."""
-        return SamplingParams(
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens,
-            seed=derive_seed(self.seed, "shard", shard_index),
-            stop=tuple(self.stop),
-            logprobs=self.logprobs,
-        )
+        return self.sampling.model_copy(update={"seed": derive_seed(self.seed, "shard", shard_index)})
 
     def sampler_options(self, use_chat_template: bool) -> SamplerOptions:
-        """How the backend engine runs."""
-        return SamplerOptions(
-            dtype=self.dtype,
-            device=self.device,
-            batch_size=self.batch_size,
-            trust_remote_code=self.trust_remote_code,
-            use_chat_template=use_chat_template,
-            tensor_parallel_size=self.tensor_parallel_size,
-            pipeline_parallel_size=self.pipeline_parallel_size,
-            data_parallel_size=self.data_parallel_size,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            max_model_len=self.max_model_len,
-            enforce_eager=self.enforce_eager,
-            distributed_executor_backend=self.distributed_executor_backend,
-            seed=self.seed,
-        )
+        """How the backend engine runs (the chat-template choice resolved against the tokenizer)."""
+        return self.engine.model_copy(update={"use_chat_template": use_chat_template})
 
 
 def resolve_backend(name: str) -> str:
@@ -124,7 +128,7 @@ def sample(
     with reading(prompts_path):
         records = read_prompts(prompts_path)
     backend = resolve_backend(config.backend)
-    fingerprinted = config.model_dump(exclude=set(NOT_FINGERPRINTED)) | {"backend": backend}
+    fingerprinted = config.flat_values(exclude=NOT_FINGERPRINTED) | {"backend": backend}
     inputs: dict[str, Path] = {"prompts": prompts_path}
     model_location = resolve_model(config.model)
     if (Path(model_location) / "manifest.json").exists():
@@ -144,8 +148,9 @@ def sample(
                 field="prompt",
                 hint="use a chat model, drop --no-chat-template, or give plain-string prompts",
             )
-        sampler_class = load_plugin("samplers", backend)
-        sampler: Sampler = sampler_class(model_location, config.sampler_options(use_chat_template))
+        sampler: Sampler = construct_plugin(
+            "samplers", backend, config.sampler_options(use_chat_template), model=model_location
+        )
         try:
             check_prompt_lengths(tokenizer, records, use_chat_template, sampler.max_model_len, prompts_path)
             run.open()
@@ -240,13 +245,8 @@ def sampler_metadata(config: SampleConfig, backend: str, location: str, max_mode
         "backend": backend,
         "model": config.model,
         "model_location": location,
-        "n": config.n,
-        "temperature": config.temperature,
-        "top_p": config.top_p,
-        "max_new_tokens": config.max_new_tokens,
-        "seed": config.seed,
+        **config.sampling.model_dump(),  # n, temperature, top_p, max_new_tokens, seed, stop, logprobs
         "stop": list(config.stop),
-        "logprobs": config.logprobs,
         "dtype": config.dtype,
         "max_model_len": max_model_len,
     }
@@ -268,28 +268,3 @@ def candidate_counts(table: pl.DataFrame, run: StageRun, elapsed: float) -> dict
         "seconds": round(elapsed, 3),
         "shards": len(run.completed_shards()),
     }
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a SampleConfig mapping from a TOML, YAML or JSON file (CLI flags override it)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("config file not found", file=path)
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise InputError(f"not valid YAML ({error.__class__.__name__})", file=path) from None
-    else:
-        import tomllib
-
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except ValueError as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-            raise InputError(f"could not parse config ({error})", file=path) from None
-    if not isinstance(data, dict):
-        raise InputError("a config file must hold a mapping of option names to values", file=path)
-    return data.get("sample", data)

@@ -18,9 +18,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.validation import STRICT_CONFIG, check_no_nulls, reading
@@ -58,31 +58,50 @@ class TrainConfig(BaseModel):
 
     model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
-    trainer: str = "dpo"
-    policy: str = "smollm2"
-    reference: str = "policy"  # "policy" (initial policy), "none" (reference-free) or a model folder
-    loss: str = "sigmoid"  # a loss name or a weighted mix "sigmoid:1,sft:0.2" (the plugin checks the names)
-    beta: float | list[float] = 0.1
-    learning_rate: float = 5e-5
-    epochs: int = 2
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 512
-    warmup_ratio: float = 0.1
-    scheduler: str = "cosine"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    dtype: str = "auto"  # auto = fp32 on CPU, bf16 autocast on GPU
-    eval_fraction: float = 0.0
-    save_every_steps: int = 50
-    use_chat_template: bool | None = None  # None = the preferences manifest's `use_chat_template`
-    shuffle: bool = True
-    collapse_threshold: float = 1.0  # nats/token drop of the chosen log-prob that marks a run degenerate
-    trust_remote_code: bool = False
-    # the trainer plugin's own options (`--trainer-option key=value`, `[train.options]`), validated by its
-    # `options_model` before anything runs
-    options: dict[str, Any] = Field(default_factory=dict)
+    trainer: str = Field("dpo", description="Trainer plugin (`prefkit plugins` lists them): dpo or trl.")
+    policy: str = Field("smollm2", description="Model to train: a Hugging Face folder, or 'smollm2'.")
+    reference: str = Field(
+        "policy",
+        description="Reference policy: 'policy' (the initial policy), 'none' (reference-free), or a model "
+        "folder sharing the policy's tokenizer (a 'stronger reference').",
+    )
+    loss: str = Field(  # the plugin checks the names
+        "sigmoid",
+        description="A loss name (sigmoid, ipo, hinge, rdpo, simpo, sft, and every TRL loss_type: exo_pair, "
+        "nca_pair, robust, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, "
+        "sigmoid_norm) or a weighted mix such as sigmoid:1,sft:0.2 (docs/trainers.md).",
+    )
+    beta: float | list[float] = Field(
+        0.1,
+        description="KL strength; a comma-separated list (0.01,0.05,0.1) runs a sweep, one checkpoint each.",
+    )
+    learning_rate: float = Field(5e-5, description="Peak AdamW learning rate.")
+    epochs: int = Field(2, description="Passes over the training pairs.")
+    batch_size: int = Field(4, description="Pairs per micro-batch and process.")
+    grad_accum: int = Field(1, description="Micro-batches per optimizer step.")
+    max_length: int = Field(512, description="Max tokens of prompt + completion (prompt cut from the left).")
+    warmup_ratio: float = Field(0.1, description="Fraction of steps with linear learning-rate warmup.")
+    scheduler: str = Field("cosine", description="Decay after warmup: cosine, linear or constant.")
+    weight_decay: float = Field(0.0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, description="Gradient clipping norm.")
+    seed: int = Field(0, description="Seed for data order, initialisation of adapters and the eval split.")
+    dtype: str = Field("auto", description="auto (fp32 on CPU, bf16 autocast on GPU), fp32 or bf16.")
+    eval_fraction: float = Field(0.0, description="Fraction of prompts held out for DPO eval metrics.")
+    save_every_steps: int = Field(50, description="Save resumable state every N steps (0 = never).")
+    use_chat_template: bool | None = Field(
+        None,
+        description="Render prompts with the chat template. (default: as recorded by the preferences artifact)",
+    )
+    shuffle: bool = Field(True, description="Shuffle the training pairs each epoch.")
+    collapse_threshold: float = Field(
+        1.0, description="Nats/token drop of the chosen log-prob that marks a run degenerate."
+    )
+    trust_remote_code: bool = Field(False, description="Allow model code from the model folder.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The trainer plugin's own options (`--trainer-option key=value`, `[train.options]`), "
+        "validated by its `options_model` before anything runs.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -170,21 +189,6 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class TrainerPlugin(Protocol):
-    """A trainer found through the `prefkit.trainers` entry-point group (instantiated with no arguments).
-
-    `options_model` (a pydantic model class, `extra="forbid"`) declares the plugin's own options; a plugin
-    without one accepts none. `check(config, options)` (optional) refuses combinations before any work.
-    """
-
-    name: str
-
-    def train(self, request: TrainRequest) -> TrainResult:
-        """Train on request.train_indices of the preferences; write the model folder into request.work_dir."""
-        ...
-
-
 def loss_terms(text: str) -> list[tuple[str, float]]:
     """`--loss` as (name, weight) terms: 'sigmoid' -> [('sigmoid', 1.0)], 'sigmoid:1,sft:0.2' -> two terms.
 
@@ -211,27 +215,12 @@ def loss_terms(text: str) -> list[tuple[str, float]]:
 def trainer_options(plugin: Any, config: TrainConfig) -> Any:
     """config.options validated by the plugin's options model, then its own check; a ConfigError naming the
     option otherwise (an option the plugin does not declare is refused, never ignored)."""
+    from prefkit.plugins import check_options
+
     name = getattr(plugin, "name", config.trainer)
-    model = getattr(plugin, "options_model", None)
-    if model is None:
-        if config.options:
-            key = sorted(config.options)[0]
-            raise ConfigError(f"the {name} trainer takes no options, got '{key}'", field=f"options.{key}")
+    options = check_options("trainers", name, plugin, config.options, "options")
+    if getattr(plugin, "options_model", None) is None:
         return None
-    try:
-        options = model(**config.options)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "options"
-        if first["type"] == "extra_forbidden":
-            refused = getattr(model, "refused", {}).get(key)
-            message = f"the {name} trainer cannot honour option '{key}'" + (f": {refused}" if refused else "")
-            known = ", ".join(sorted(model.model_fields))
-            raise ConfigError(message, field=f"options.{key}", hint=f"its options: {known}") from None
-        message = first["msg"].removeprefix("Value error, ")
-        if key == "options":  # a model-level check names its field first ("ld_alpha must be in [0, 1]")
-            key = message.split()[0]
-        raise ConfigError(message, field=f"options.{key}") from None
     check = getattr(plugin, "check", None)
     if check is not None:
         check(config, options)
@@ -310,7 +299,7 @@ def train(
     anything but an artifact is imported into one first (prefkit.ingest; `columns` renames columns).
     """
     from prefkit.ingest import SourceOptions, resolve_preferences
-    from prefkit.plugins import load_plugin
+    from prefkit.plugins import construct_plugin
     from prefkit.records import open_artifact
 
     # anything but a preferences artifact (a file, a `datasets` folder or object, a hub id) is imported first
@@ -322,8 +311,7 @@ def train(
     if table.height == 0:
         raise InputError("holds no preference pairs", file=artifact.data_path)
     check_no_nulls(table, ("prompt", "chosen", "rejected"), artifact.data_path)
-    plugin_class = load_plugin("trainers", config.trainer)
-    plugin = plugin_class() if isinstance(plugin_class, type) else plugin_class
+    plugin = construct_plugin("trainers", config.trainer, config.options)
     # options the plugin cannot use (an unknown loss, a policy without tokenizer) fail before any folder
     check = getattr(plugin, "check_config", None)
     if callable(check):

@@ -10,17 +10,17 @@ import statistics
 import pytest
 from alpaca_judge_server import alpaca_judge_server
 from prefkit_evals.alpaca_annotators import load_annotator
-from prefkit_evals.alpaca_data import (
+from prefkit_evals.alpaca_eval import ANNOTATIONS_FILE, MODEL_OUTPUTS_FILE, AlpacaEvalEvaluator
+from prefkit_evals.alpaca_judge import JudgeError, run_judge
+
+from prefkit.errors import ConfigError
+from prefkit.evaluation.alpaca_data import (
     FULL_SET_SIZE,
     GAMED_FILE,
     bundled_data_dir,
     length_control_unavailable_reason,
     load_alpaca_eval_set,
 )
-from prefkit_evals.alpaca_eval import ANNOTATIONS_FILE, MODEL_OUTPUTS_FILE, AlpacaEvalEvaluator
-from prefkit_evals.alpaca_judge import JudgeError, run_judge
-
-from prefkit.errors import ConfigError
 from prefkit.evaluation.stage import EvalSubject
 from prefkit.judge.client import JudgeSettings
 

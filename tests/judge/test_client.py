@@ -28,10 +28,16 @@ def client_for(server: FakeJudgeServer, settings: dict, **overrides) -> JudgeCli
     return JudgeClient(JudgeSettings(**{**settings, "base_url": server.base_url, **overrides}))
 
 
+def patient_client(server: FakeJudgeServer, settings: dict) -> JudgeClient:
+    """A client that does not time out on a busy machine: tests that count the server's requests need
+    no retries (the 0.4 s test timeout is for the fault tests)."""
+    return client_for(server, settings, timeout_s=30.0)
+
+
 def test_round_robin_scores_by_hand(fast_settings):
     with FakeJudgeServer(helpfulness_judge) as server:
         scores = round_robin_scores(
-            client_for(server, fast_settings), load_template(None, "pairwise"), PROMPTS, COMPLETIONS
+            patient_client(server, fast_settings), load_template(None, "pairwise"), PROMPTS, COMPLETIONS
         )
     # prompt 1: positive beats both (1.0), neutral beats negative (0.5), negative loses both (0.0)
     assert scores[0] == [1.0, 0.0, 0.5]
@@ -62,9 +68,9 @@ def test_faults_lose_nothing_and_match_fault_free_run(fast_settings, tmp_path):
 def test_rerun_is_served_from_cache(fast_settings):
     template = load_template(None, "pairwise")
     with FakeJudgeServer(helpfulness_judge) as server:
-        first = round_robin_scores(client_for(server, fast_settings), template, PROMPTS, COMPLETIONS)
+        first = round_robin_scores(patient_client(server, fast_settings), template, PROMPTS, COMPLETIONS)
         paid = server.requests
-        again_client = client_for(server, fast_settings)
+        again_client = patient_client(server, fast_settings)
         again = round_robin_scores(again_client, template, PROMPTS, COMPLETIONS)
         assert server.requests == paid
     assert again == first

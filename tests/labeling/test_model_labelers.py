@@ -82,8 +82,9 @@ def test_reward_model_rejects_classifiers(sentiment_model_dir):
 
 @pytest.mark.slow
 def test_unknown_option_is_a_config_error(reward_model_dir):
-    with pytest.raises(ConfigError, match="does not accept"):
+    with pytest.raises(ConfigError, match="cannot honour option 'temprature'") as error:
         load_labeler("reward-model", {"model": str(reward_model_dir), "temprature": 1})
+    assert error.value.field == "labeler_options.temprature"
 
 
 @pytest.mark.slow

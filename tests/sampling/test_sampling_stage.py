@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import yaml
 
-import prefkit.sampling.stage as stage
+import prefkit.plugins as plugins
 from prefkit.errors import ArtifactError, InputError
 from prefkit.records import CANDIDATES_SCHEMA, open_artifact
 from prefkit.sampling.stage import SampleConfig, sample
@@ -44,7 +44,7 @@ def reuse_sampler(monkeypatch, transformers_sampler):
         def close(self):
             pass
 
-    monkeypatch.setattr(stage, "load_plugin", lambda kind, name: Recording)
+    monkeypatch.setattr(plugins, "load_plugin", lambda kind, name: Recording)
     return calls
 
 
@@ -88,7 +88,7 @@ def test_rerun_with_same_inputs_is_a_no_op(
     def no_sampler(kind, name):
         raise AssertionError("a finished artifact must not start a sampler")
 
-    monkeypatch.setattr(stage, "load_plugin", no_sampler)
+    monkeypatch.setattr(plugins, "load_plugin", no_sampler)
     again = sample(prompts_file, tmp_path / "cands", config, progress=False)
     assert again.manifest == first.manifest
 
@@ -100,7 +100,7 @@ def test_killed_run_resumes_with_only_the_missing_shards(
     reference = sample(prompts_file, tmp_path / "uninterrupted", config, progress=False).table()
     reuse_sampler.clear()
 
-    recording = stage.load_plugin("samplers", "transformers")
+    recording = plugins.load_plugin("samplers", "transformers")
 
     class FailsOnSecondShard(recording):
         def generate(self, prompts, params):
@@ -108,7 +108,7 @@ def test_killed_run_resumes_with_only_the_missing_shards(
                 raise RuntimeError("injected failure")
             return super().generate(prompts, params)
 
-    monkeypatch.setattr(stage, "load_plugin", lambda kind, name: FailsOnSecondShard)
+    monkeypatch.setattr(plugins, "load_plugin", lambda kind, name: FailsOnSecondShard)
     out = tmp_path / "cands"
     with pytest.raises(RuntimeError, match="injected failure"):
         sample(prompts_file, out, config, progress=False)
@@ -118,7 +118,7 @@ def test_killed_run_resumes_with_only_the_missing_shards(
     ]
 
     reuse_sampler.clear()
-    monkeypatch.setattr(stage, "load_plugin", lambda kind, name: recording)
+    monkeypatch.setattr(plugins, "load_plugin", lambda kind, name: recording)
     resumed = sample(prompts_file, out, config, progress=False)
 
     assert reuse_sampler == [

@@ -90,6 +90,7 @@ def test_prompt_longer_than_max_model_len_is_refused(vllm_sampler):
 def test_sample_stage_with_the_vllm_backend(
     vllm_sampler, tiny_model_dir, prompts_file, tmp_path, monkeypatch
 ):
+    import prefkit.plugins as plugins
     import prefkit.sampling.stage as stage
 
     class SharedEngine:
@@ -97,7 +98,7 @@ def test_sample_stage_with_the_vllm_backend(
             assert options.use_chat_template is True and options.dtype == "float32"
             return vllm_sampler
 
-    monkeypatch.setattr(stage, "load_plugin", lambda kind, name: SharedEngine)
+    monkeypatch.setattr(plugins, "load_plugin", lambda kind, name: SharedEngine)
     monkeypatch.setattr(vllm_sampler, "close", lambda: None)  # the module fixture closes it
     config = stage.SampleConfig(
         model=str(tiny_model_dir), backend="vllm", n=2, max_new_tokens=8, dtype="float32", logprobs=True

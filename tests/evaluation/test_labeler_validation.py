@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from prefkit_evals.labeler_validation import builtin_reference_path, read_reference, validate_labeler
 from typer.testing import CliRunner
 
 from prefkit.errors import InputError
+from prefkit.evaluation.labeler_validation import builtin_reference_path, read_reference, validate_labeler
 from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge
 from tests.labeling.classifiers import build_reward_model
@@ -92,9 +92,8 @@ def test_bad_reference_rows_name_file_row_and_field(tmp_path):
 def test_iterate_stops_before_round_one_when_the_labeler_disagrees(
     sentiment_preferences, tiny_model_dir, prompts_file, tmp_path, capsys
 ):
-    from prefkit_evals.labeler_validation import LabelerCheck, check_labeler
-
     from prefkit.errors import ConfigError
+    from prefkit.evaluation.labeler_validation import LabelerCheck, check_labeler
     from prefkit.iteration.stage import IterateConfig, iterate
 
     reversed_file = tmp_path / "reversed.jsonl"

@@ -7,17 +7,17 @@ import json
 import math
 
 import pytest
-from conftest import SHARED_DATA
-from prefkit_evals.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
-from prefkit_evals.annotations import (
+from typer.testing import CliRunner
+
+from prefkit.errors import InputError
+from prefkit.evaluation.alpaca_data import BASELINE_FILE, bundled_data_dir, read_outputs_file
+from prefkit.evaluation.annotations import (
     parse_preference,
     read_annotations,
     summarize_preferences,
     win_rate_from_annotations,
 )
-from typer.testing import CliRunner
-
-from prefkit.errors import InputError
+from tests.conftest import SHARED_DATA
 
 ANNOTATIONS = SHARED_DATA / "alpaca_eval" / "annotations"
 MODELS = ["alpaca-7b", "gpt-3.5-turbo-1106", "phi-2"]

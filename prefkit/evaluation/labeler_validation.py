@@ -5,7 +5,7 @@ published AlpacaEval 2 annotations; card in prefkit/data/labeler_reference/READM
 `prompt, first, second, second_preferred` rows, or any preference file or artifact with `prompt,
 chosen, rejected` (chosen is the reference's pick; it is shown first or second by a seeded coin so that
 position carries no signal). The labeler scores both responses of each pair; the measures are those of
-`prefkit_evals.labeler_agreement`.
+`prefkit.evaluation.labeler_agreement`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from prefkit_evals.labeler_agreement import outcome_from_preference, validate_scorer
-from prefkit_evals.rewards import load_scorer
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefkit.errors import InputError
+from prefkit.evaluation.labeler_agreement import outcome_from_preference, validate_scorer
 
 BUILTIN = "builtin"
 
@@ -106,9 +105,10 @@ def validate_labeler(
 ) -> dict[str, Any]:
     """Agreement, kappa, ties, length bias (with bootstrap intervals) and time of `labeler` on the reference."""
     pairs = read_reference(source, seed)[:max_pairs]
-    scorer = load_scorer(labeler, options)
+    from prefkit.labeling.registry import load_labeler
+
     report = validate_scorer(
-        scorer.scorer,
+        load_labeler(labeler, dict(options or {})),
         [pair.prompt for pair in pairs],
         [pair.first for pair in pairs],
         [pair.second for pair in pairs],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from prefkit_evals.labeler_agreement import (
+from prefkit_evals.rewards import VaderCompoundScorer
+
+from prefkit.evaluation.labeler_agreement import (
     FIRST,
     SECOND,
     TIE,
@@ -17,7 +19,6 @@ from prefkit_evals.labeler_agreement import (
     position_flip_rate,
     validate_scorer,
 )
-from prefkit_evals.rewards import VaderCompoundScorer
 
 REFERENCE = [FIRST, FIRST, SECOND, SECOND, TIE]
 PREDICTED = [FIRST, SECOND, SECOND, TIE, TIE]
