@@ -14,10 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from prefkit.errors import ConfigError
 
 CONFIG_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+
+
+def field_from(model: type[BaseModel], name: str, default: Any = PydanticUndefined) -> Any:
+    """Reuse `model`'s field `name` (its description, i.e. its `--help` text, and its constraints) in
+    another config, with another default where given: the option stays declared once, in `model`.
+
+    `demo: int = field_from(TrainConfig, "epochs", 3)` in a class body."""
+    source = model.model_fields[name]
+    if default is PydanticUndefined:
+        return FieldInfo.merge_field_infos(source)
+    return FieldInfo.merge_field_infos(source, default=default)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -109,3 +109,42 @@ def test_stage_values_precedence_defaults_file_flags_set(tmp_path):
     )
     # default kept, file over default, flag over file, a flag not given (None) leaves the file's, --set last
     assert values == {"model": "smollm2", "n": 3, "top_p": 0.9, "temperature": 0.5, "seed": 9}
+
+
+def test_field_from_keeps_the_description_and_constraints_with_a_new_default():
+    from pydantic import BaseModel, ValidationError
+
+    from prefkit.config import field_from
+    from prefkit.sampling.options import SamplingParams
+
+    class Small(BaseModel):
+        max_new_tokens: int = field_from(SamplingParams, "max_new_tokens", 40)
+        temperature: float = field_from(SamplingParams, "temperature")
+
+    source = SamplingParams.model_fields
+    assert Small().max_new_tokens == 40 and SamplingParams().max_new_tokens == 128
+    assert Small().temperature == SamplingParams().temperature
+    assert Small.model_fields["max_new_tokens"].description == source["max_new_tokens"].description
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        Small(max_new_tokens=0)  # SamplingParams' ge=1 came along
+    with pytest.raises(ValidationError):
+        Small(temperature=-0.5)
+
+
+def test_demo_builds_each_stage_config_from_its_own_fields_and_checks_them_up_front():
+    from pydantic import ValidationError
+
+    from prefkit.demo import DemoConfig
+
+    demo = DemoConfig(samples_per_prompt=3, max_new_tokens=24, temperature=0.7, learning_rate=1e-5, seed=5)
+    sample = demo.sample_config("folder")
+    assert (sample.model, sample.sampling.n, sample.sampling.max_new_tokens) == ("folder", 3, 24)
+    assert (sample.sampling.temperature, sample.sampling.seed) == (0.7, 5)
+    train = demo.train_config("folder")
+    assert (train.policy, train.learning_rate, train.epochs, train.seed) == ("folder", 1e-5, 2, 5)
+    options = demo.eval_config("ref", "held.jsonl").options["reward-kl"]
+    assert options["reference"] == "ref" and options["prompts"] == "held.jsonl"
+    assert (options["n"], options["max_new_tokens"], options["seed"]) == (4, 24, 6)
+    # TrainConfig's own rule, checked when the demo config is built (before any stage writes)
+    with pytest.raises(ValidationError, match="learning_rate must be > 0"):
+        DemoConfig(learning_rate=0)

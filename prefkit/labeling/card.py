@@ -103,7 +103,7 @@ def render_card(inputs: CardInputs) -> str:
             "labeler_options": config.get("labeler_options", {}),
             "pairing": config.get("pairing"),
             "min_margin": config.get("min_margin"),
-            "length_penalty_lambda": config.get("length_penalty"),
+            "length_penalty": config.get("length_penalty"),
             "length_unit": config.get("length_unit"),
             "truncated": config.get("truncated", "keep"),
             "seed": config.get("seed"),

@@ -46,7 +46,7 @@ def test_card_and_histogram(sentiment_candidates, tmp_path):
     assert front["license"] == "apache-2.0"
     assert front["prefkit"]["source"]["path"] == str(sentiment_candidates)
     assert front["prefkit"]["labeler"] == "vader"
-    assert front["prefkit"]["length_penalty_lambda"] == 0.01
+    assert front["prefkit"]["length_penalty"] == 0.01
     assert "| pairs | 8 |" in card
     assert "score_chosen" in card and "len_rejected (chars)" in card
     assert "```json" in card and "wonderful" in card
