@@ -38,31 +38,56 @@ class IterateConfig(BaseModel):
 
     model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
 
-    name: str = "iterate"
-    policy: str = "smollm2"
-    prompts: str = "builtin:sentiment_train"
-    heldout_prompts: str | None = "builtin:sentiment_heldout"
-    rounds: int = Field(3, ge=1)
-    reference: Literal["initial", "previous"] = "initial"
-    # "fixed": label.length_penalty in every round. "length-neutral": each round picks, from
-    # length_penalty_grid, the lambda whose pairs have a mean chosen-minus-rejected length gap closest
-    # to zero on that round's candidates (see `prefkit length-penalty-sweep`; the labeler scores them twice)
-    length_penalty_mode: Literal["fixed", "length-neutral"] = "fixed"
-    length_penalty_grid: list[float] = Field(  # 0 to 0.02 in steps of 0.00025 (re-pairing is cheap)
-        default_factory=lambda: [round(0.00025 * step, 5) for step in range(81)]
+    name: str = Field("iterate", description="Run name (report titles, legends).")
+    policy: str = Field(
+        "smollm2", description="Initial policy: 'smollm2' (embedded), a model folder or a hub id."
     )
-    seed: int = 0
-    sample: dict[str, Any] = Field(default_factory=dict)
-    label: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)
-    evaluators: list[str] = Field(default_factory=lambda: ["reward-kl"])
-    eval_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # options of the `winrate` evaluator (judge_model, judge_base_url, ...): when set, each round's
-    # held-out answers are judged against the previous round's and the initial policy's
-    round_winrate: dict[str, Any] | None = None
-    # when set ({reference, min_agreement, on_fail, max_pairs}), the labeler is validated against
-    # reference preferences before round 1 (`prefkit validate-labeler`) and the run stops or warns
-    labeler_check: dict[str, Any] | None = None
+    prompts: str = Field("builtin:sentiment_train", description="Training prompts (file or builtin:NAME).")
+    heldout_prompts: str | None = Field(
+        "builtin:sentiment_heldout",
+        description="Prompts the evaluators see after each round (none: no eval).",
+    )
+    rounds: int = Field(3, ge=1, description="Number of rounds; raise it to extend a finished run.")
+    reference: Literal["initial", "previous"] = Field(
+        "initial", description="DPO reference of each round: the initial policy or the previous round's."
+    )
+    length_penalty_mode: Literal["fixed", "length-neutral"] = Field(
+        "fixed",
+        description="fixed: label.length_penalty in every round; length-neutral: each round picks, from "
+        "length_penalty_grid, the λ whose pairs have a mean chosen-minus-rejected length gap closest to zero "
+        "on that round's candidates (the `prefkit length-penalty-sweep` rule; the labeler scores once).",
+    )
+    length_penalty_grid: list[float] = Field(
+        default_factory=lambda: [round(0.00025 * step, 5) for step in range(81)],
+        description="λ values length-neutral mode chooses from (default 0 to 0.02 in steps of 0.00025; "
+        "re-pairing is cheap).",
+    )
+    seed: int = Field(0, description="Base seed: round k samples and labels with seed + k, trains with seed.")
+    sample: dict[str, Any] = Field(
+        default_factory=dict, description="Fields of `prefkit sample` (SampleConfig)."
+    )
+    label: dict[str, Any] = Field(
+        default_factory=dict, description="Fields of `prefkit label` (LabelConfig)."
+    )
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="Fields of `prefkit train` (TrainConfig)."
+    )
+    evaluators: list[str] = Field(
+        default_factory=lambda: ["reward-kl"], description="Evaluator plugins run after each round."
+    )
+    eval_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per evaluator ([eval_options.NAME])."
+    )
+    round_winrate: dict[str, Any] | None = Field(
+        None,
+        description="Options of the winrate evaluator (judge_model, judge_base_url, ...): when set, each "
+        "round's held-out answers are judged against the previous round's and the initial policy's.",
+    )
+    labeler_check: dict[str, Any] | None = Field(
+        None,
+        description="{reference, min_agreement, on_fail, max_pairs}: validate the labeler against reference "
+        "preferences before round 1 (`prefkit validate-labeler`), then stop or warn.",
+    )
 
 
 def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = None) -> IterateConfig:
