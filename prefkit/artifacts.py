@@ -40,7 +40,11 @@ SECRET_KEYS = {
     "password",
     "authorization",
 }
-SECRET_SUFFIXES = ("_api_key", "_apikey", "_secret", "_password", "_access_token", "_auth_token")
+SECRET_SUFFIXES = ("_api_key", "_apikey", "_secret", "_password", "_token")
+# `*_token` names a credential (`github_token`, `wandb_token`) except a tokenizer's special tokens and
+# rates such as `price_per_token`
+SPECIAL_TOKEN_KEYS = {f"{name}_token" for name in ("pad", "eos", "bos", "unk", "sep", "cls", "mask")}
+NOT_SECRET_SUFFIXES = ("_per_token",)
 
 
 class Manifest(BaseModel):
@@ -63,8 +67,11 @@ def now_iso() -> str:
 
 
 def is_secret_key(key: str) -> bool:
-    """Credential-like names (`api_key`, `hf_token`, `db_password`), not counts such as `max_tokens`."""
+    """Credential-like names (`api_key`, `hf_token`, `wandb_token`, `db_password`), not counts such as
+    `max_tokens` nor special tokens such as `eos_token`."""
     lowered = key.lower()
+    if lowered in SPECIAL_TOKEN_KEYS or lowered.endswith(NOT_SECRET_SUFFIXES):
+        return False
     return lowered in SECRET_KEYS or lowered.endswith(SECRET_SUFFIXES)
 
 

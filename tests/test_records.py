@@ -60,7 +60,11 @@ def test_manifest_never_holds_secrets(tmp_path, prompts_file):
     run = StageRun(
         tmp_path / "art",
         "prompts",
-        {"api_key": "sk-123", "nested": {"token": "t", "judge_api_key": "k", "ok": 1, "max_tokens": 5}},
+        {
+            "api_key": "sk-123",
+            "nested": {"token": "t", "judge_api_key": "k", "ok": 1, "max_tokens": 5, "github_token": "ghp-9"},
+            "tokenizer": {"eos_token": "</s>", "wandb_token": "w-1", "price_per_token": 0.5},
+        },
         {"p": prompts_file},
     )
     run.open()
@@ -68,7 +72,9 @@ def test_manifest_never_holds_secrets(tmp_path, prompts_file):
     run.finish()
     text = (tmp_path / "art" / "manifest.json").read_text()
     assert "sk-123" not in text and '"token"' not in text
+    assert "ghp-9" not in text and "w-1" not in text
     assert json.loads(text)["config"]["nested"] == {"ok": 1, "max_tokens": 5}
+    assert json.loads(text)["config"]["tokenizer"] == {"eos_token": "</s>", "price_per_token": 0.5}
 
 
 def test_open_artifact_rejects_wrong_stage(tmp_path, prompts_file):
