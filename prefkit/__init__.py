@@ -15,13 +15,13 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "sample": ("prefkit.sampling.stage", "sample"),
-    "SampleConfig": ("prefkit.sampling.stage", "SampleConfig"),
+    "SampleConfig": ("prefkit.sampling.options", "SampleConfig"),
     "label": ("prefkit.labeling.stage", "label"),
-    "LabelConfig": ("prefkit.labeling.stage", "LabelConfig"),
+    "LabelConfig": ("prefkit.labeling.config", "LabelConfig"),
     "train": ("prefkit.training.stage", "train"),
     "TrainConfig": ("prefkit.training.stage", "TrainConfig"),
     "evaluate": ("prefkit.evaluation.stage", "evaluate"),
-    "EvalConfig": ("prefkit.evaluation.stage", "EvalConfig"),
+    "EvalConfig": ("prefkit.evaluation.config", "EvalConfig"),
     "iterate": ("prefkit.iteration.stage", "iterate"),
     "IterateConfig": ("prefkit.iteration.stage", "IterateConfig"),
 }

@@ -16,12 +16,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from prefkit.config import field_from
 from prefkit.datasets import resolve_prompts
-from prefkit.evaluation.stage import EvalConfig
-from prefkit.labeling.stage import LabelConfig
+from prefkit.evaluation.config import EvalConfig
+from prefkit.labeling.config import LabelConfig
 from prefkit.progress import say
-from prefkit.report import build_report
-from prefkit.sampling.options import SamplingParams
-from prefkit.sampling.stage import SampleConfig
+from prefkit.sampling.options import SampleConfig, SamplingParams
 from prefkit.training.stage import TrainConfig
 from prefkit.validation import STRICT_CONFIG
 
@@ -112,6 +110,7 @@ def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> l
     from prefkit.evaluation.stage import evaluate
     from prefkit.labeling.stage import label
     from prefkit.models import resolve_model
+    from prefkit.report import build_report
     from prefkit.sampling.stage import sample
     from prefkit.training.stage import train
 

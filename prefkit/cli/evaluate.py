@@ -11,7 +11,7 @@ import typer
 from prefkit.cli.options import config_command
 from prefkit.config import parse_overrides
 from prefkit.errors import ConfigError
-from prefkit.evaluation.stage import EvalConfig
+from prefkit.evaluation.config import EvalConfig
 
 EVAL_HELP = """Evaluate checkpoints with evaluator plugins and write a leaderboard, plots and a report.
 

@@ -9,7 +9,7 @@ import typer
 
 from prefkit.cli.options import config_command
 from prefkit.errors import validated_config
-from prefkit.labeling.stage import LabelConfig
+from prefkit.labeling.config import LabelConfig
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import typer
 
 from prefkit.cli.options import config_command
 from prefkit.errors import ConfigError, validated_config
-from prefkit.labeling.stage import LabelConfig
+from prefkit.labeling.config import LabelConfig
 
 
 def parse_length_penalties(text: str) -> list[float]:

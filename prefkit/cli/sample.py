@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from prefkit.cli.options import config_command
-from prefkit.sampling.stage import SampleConfig
+from prefkit.sampling.options import SampleConfig
 
 FLAG_NAMES = {"n": ("--n", "-n"), "use_chat_template": ("--chat-template",)}
 

@@ -11,10 +11,9 @@ import importlib.util
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, Field, model_validator
 
 from prefkit.artifacts import StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
@@ -27,9 +26,8 @@ from prefkit.progress import SamplingProgress
 from prefkit.records import Artifact, PromptRecord, read_prompts, stage_schema
 from prefkit.sampling.base import Completion, Sampler
 from prefkit.sampling.card import candidates_card
-from prefkit.sampling.options import SamplerOptions, SamplingParams
-from prefkit.sampling.prompt_tokens import derive_seed
-from prefkit.validation import STRICT_CONFIG, reading
+from prefkit.sampling.options import SampleConfig
+from prefkit.validation import reading
 
 STAGE = "candidates"
 # engine settings that change memory use, not the samples: a resume may change them
@@ -42,70 +40,6 @@ OUTPUT_SCHEMA = stage_schema(STAGE, conversational=False) | FINISH_REASONS
 def output_schema(conversational: bool) -> dict[str, pl.DataType]:
     """The candidates columns this stage writes (a conversational prompt column is a message list)."""
     return stage_schema(STAGE, conversational) | FINISH_REASONS
-
-
-class SampleConfig(BaseModel):
-    """Everything that decides what `sample` writes: the model, what to sample and how the engine runs.
-
-    Flat keys (`n`, `dtype`, `seed`, as in `[sample]` tables and on the command line) are accepted and
-    nested into `sampling` / `engine`; `seed` seeds both. Reading `config.n` or `config.dtype` reaches
-    into the section that holds the field.
-    """
-
-    model_config = STRICT_CONFIG  # unknown keys and NaN/inf refused
-    flat_sections: ClassVar[tuple[str, ...]] = ("sampling", "engine")  # errors name the flat key
-
-    model: str = Field(
-        description="Model: 'smollm2' (embedded default), a Hugging Face model folder, or a hub id."
-    )
-    backend: str = Field(
-        "auto", description="Sampler: auto (vllm when installed, else transformers), vllm, transformers."
-    )
-    shard_size: int = Field(
-        64, ge=1, description="Prompts per shard; each finished shard is saved, so a killed run resumes."
-    )
-    sampling: SamplingParams = Field(default_factory=SamplingParams, description="What to sample.")
-    engine: SamplerOptions = Field(default_factory=SamplerOptions, description="How the engine runs.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nest_flat_keys(cls, values: Any) -> Any:
-        """Move flat option names into their section (a key given in the section itself wins)."""
-        if not isinstance(values, dict):
-            return values
-        values = dict(values)
-        for section, model in (("sampling", SamplingParams), ("engine", SamplerOptions)):
-            flat = {key: values[key] for key in model.model_fields if key in values}
-            if flat:
-                nested = values.get(section) or {}
-                nested = nested.model_dump() if isinstance(nested, BaseModel) else nested
-                values[section] = flat | nested if isinstance(nested, dict) else nested
-        for key in SamplingParams.model_fields.keys() | SamplerOptions.model_fields.keys():
-            values.pop(key, None)
-        return values
-
-    def __getattr__(self, name: str) -> Any:
-        for section in self.flat_sections:
-            fields = type(self).model_fields[section].annotation.model_fields
-            if name in fields:
-                return getattr(getattr(self, section), name)
-        return super().__getattr__(name)
-
-    def flat_values(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Every option under its flat name (the shape the manifests of earlier versions fingerprinted)."""
-        values = self.model_dump(exclude=set(self.flat_sections))
-        for section in self.flat_sections:
-            values |= getattr(self, section).model_dump()
-        values["stop"] = list(values["stop"])
-        return {key: value for key, value in values.items() if key not in exclude}
-
-    def sampling_params(self, shard_index: int) -> SamplingParams:
-        """What to sample for one shard (its seed derived from the run's seed and the shard index)."""
-        return self.sampling.model_copy(update={"seed": derive_seed(self.seed, "shard", shard_index)})
-
-    def sampler_options(self, use_chat_template: bool) -> SamplerOptions:
-        """How the backend engine runs (the chat-template choice resolved against the tokenizer)."""
-        return self.engine.model_copy(update={"use_chat_template": use_chat_template})
 
 
 def resolve_backend(name: str) -> str:

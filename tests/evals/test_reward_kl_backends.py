@@ -59,10 +59,10 @@ def test_sampled_reward_kl_matches_the_old_loop_under_its_seeding(
 ):
     """The old loop seeded torch once with `seed`; the samplers derive a seed per shard and batch. With
     the derivation undone, the same seed gives the old samples and the old numbers."""
-    import prefkit.sampling.stage as stage
+    import prefkit.sampling.prompt_tokens as prompt_tokens
     import prefkit.sampling.transformers_backend as transformers_backend
 
-    monkeypatch.setattr(stage, "derive_seed", lambda base, *keys: base)
+    monkeypatch.setattr(prompt_tokens, "derive_seed", lambda base, *keys: base)  # SampleConfig's per shard
     monkeypatch.setattr(transformers_backend, "derive_seed", lambda base, *keys: base)
     options = {
         "prompts": str(prompts_file),
