@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from prefkit.labeling.pairing import DEFAULT_TRUNCATION, STRATEGIES, TRUNCATION_MODES
 from prefkit.validation import STRICT_CONFIG
+
+LENGTH_UNITS = ("tokens", "chars")
+CHOICES = {"pairing": STRATEGIES, "truncated": TRUNCATION_MODES, "length_unit": LENGTH_UNITS}
 
 
 class LabelConfig(BaseModel):
@@ -55,23 +58,10 @@ class LabelConfig(BaseModel):
         "unknown", description="Licence written to the data card (inherit it from prompts and model)."
     )
 
-    @field_validator("pairing")
+    @field_validator("pairing", "truncated", "length_unit")
     @classmethod
-    def _known_pairing(cls, value: str) -> str:
-        if value not in STRATEGIES:
-            raise ValueError(f"must be one of {', '.join(STRATEGIES)}")
-        return value
-
-    @field_validator("truncated")
-    @classmethod
-    def _known_truncation(cls, value: str) -> str:
-        if value not in TRUNCATION_MODES:
-            raise ValueError(f"must be one of {', '.join(TRUNCATION_MODES)}")
-        return value
-
-    @field_validator("length_unit")
-    @classmethod
-    def _known_unit(cls, value: str) -> str:
-        if value not in ("tokens", "chars"):
-            raise ValueError("must be 'tokens' or 'chars'")
+    def _one_of_the_choices(cls, value: str, info: ValidationInfo) -> str:
+        choices = CHOICES[info.field_name]
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
         return value
