@@ -26,9 +26,9 @@ GROUPS = {
 
 # the option that names a plugin of each kind (errors name it as the field)
 OPTION_NAMES = {"samplers": "backend", "labelers": "labeler", "trainers": "trainer", "evals": "evaluator"}
-# the option that holds a plugin's own options (errors name `<field>.<key>`)
 # what an error calls a plugin of each kind ("the reward-kl evaluator cannot honour ...")
 NOUNS = {"samplers": "sampler", "labelers": "labeler", "trainers": "trainer", "evals": "evaluator"}
+# the option that holds a plugin's own options (errors name `<field>.<key>`)
 OPTIONS_FIELDS = {
     "samplers": "engine",
     "labelers": "labeler_options",
