@@ -19,6 +19,7 @@ from prefkit.config import apply_overrides, load_config_file
 from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
+from prefkit.progress import say
 from prefkit.validation import STRICT_CONFIG
 
 RUN_CONFIG_FILE = "iterate.json"
@@ -276,6 +277,7 @@ def iterate(
     if config.labeler_check is not None:
         check_round_labeler(config, run_dir, progress)
     for round_index in range(1, config.rounds + 1):
+        say(progress, f"[iterate] round {round_index}/{config.rounds}: sample, label, train, evaluate")
         run_round(config, run_dir, round_index, initial, progress)
         report = (
             evaluate_rounds(config, run_dir, initial, round_index, progress) if config.evaluators else None
