@@ -160,18 +160,15 @@ class EvalGeneration:
         self.sample_config("(subject)")
 
     def sample_config(self, model: str, **overrides: Any) -> SampleConfig:
-        """The SampleConfig for sampling `model` (`overrides`: other SampleConfig fields, e.g. logprobs)."""
-        return eval_sample_config(model, **{**asdict(self), **overrides})
+        """The validated SampleConfig for sampling `model` (`overrides`: other SampleConfig fields, e.g.
+        logprobs); a bad value is one ConfigError naming the option. `engine` carries any other `prefkit
+        sample` setting (device, tensor_parallel_size, max_model_len, ...); `shard_size` defaults to
+        EVAL_SHARD_SIZE."""
+        from prefkit.errors import validated_config
 
-
-def eval_sample_config(model: str, **fields: Any) -> SampleConfig:
-    """A validated SampleConfig for an evaluator (a bad value is one ConfigError naming the option).
-
-    `engine` (a mapping) carries any other `prefkit sample` setting (device, tensor_parallel_size,
-    max_model_len, gpu_memory_utilization, ...); `shard_size` defaults to EVAL_SHARD_SIZE.
-    """
-    from prefkit.errors import validated_config
-
-    engine = dict(fields.pop("engine", None) or {})
-    values = {"shard_size": EVAL_SHARD_SIZE, **engine, **fields, "model": model}
-    return validated_config(SampleConfig, {key: value for key, value in values.items() if value is not None})
+        fields = {**asdict(self), **overrides}
+        engine = dict(fields.pop("engine", None) or {})
+        values = {"shard_size": EVAL_SHARD_SIZE, **engine, **fields, "model": model}
+        return validated_config(
+            SampleConfig, {key: value for key, value in values.items() if value is not None}
+        )
