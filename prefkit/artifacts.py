@@ -14,17 +14,22 @@ import os
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, Field
 
 from prefkit.errors import ArtifactError
-from prefkit.validation import kill_point
-
-if TYPE_CHECKING:
-    from prefkit.records import Artifact
+from prefkit.records import (
+    PREFERENCES_TRUNCATION_SCHEMA,
+    STAGE_SCHEMAS,
+    check_columns,
+    is_conversational,
+    stage_schema,
+)
+from prefkit.validation import kill_point, reading
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -172,6 +177,64 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"manifest.json is malformed ({error.__class__.__name__})", file=path) from None
 
 
+STAGE_COMMANDS = {
+    "candidates": "prefkit sample",
+    "preferences": "prefkit label",
+    "checkpoint": "prefkit train",
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A finished artifact folder and its manifest; `table()` reads its data."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def data_path(self) -> Path:
+        return self.path / DATA_FILE
+
+    def table(self) -> pl.DataFrame:
+        return pl.read_parquet(self.data_path)
+
+
+def open_artifact(path: str | Path, expected_stage: str) -> Artifact:
+    """Open a finished artifact and check it is of `expected_stage`; errors say what was given instead."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError("does not exist", file=path)
+    if path.is_file():
+        raise ArtifactError(
+            f"is a file, but a '{expected_stage}' artifact folder was expected",
+            file=path,
+            hint=f"give the folder written by `{STAGE_COMMANDS.get(expected_stage, 'prefkit')}`",
+        )
+    if not (path / MANIFEST_FILE).exists():
+        partial = path.parent / f".{path.name}.partial"
+        hint = "the run that writes it did not finish; rerun it to resume" if partial.exists() else None
+        raise ArtifactError("is not a finished prefkit artifact (no manifest.json)", file=path, hint=hint)
+    manifest = read_manifest(path)
+    if manifest.stage != expected_stage:
+        raise ArtifactError(
+            f"is a '{manifest.stage}' artifact, but a '{expected_stage}' artifact is expected here",
+            file=path,
+            hint=f"give the output of `{STAGE_COMMANDS.get(expected_stage, 'prefkit')}`",
+        )
+    artifact = Artifact(path=path, manifest=manifest)
+    if expected_stage in STAGE_SCHEMAS:
+        with reading(artifact.data_path):  # a deleted or corrupt data.parquet is one clear line
+            actual = pl.read_parquet_schema(artifact.data_path)
+        expected = stage_schema(expected_stage, is_conversational(actual))
+        check_columns(actual, expected, artifact.data_path)
+        if expected_stage == "preferences":
+            optional = {
+                name: dtype for name, dtype in PREFERENCES_TRUNCATION_SCHEMA.items() if name in actual
+            }
+            check_columns(actual, optional, artifact.data_path)
+    return artifact
+
+
 class StageRun:
     """One run of a stage into `out`: skip if finished with the same fingerprint, else resume or start.
 
@@ -267,8 +330,6 @@ class StageRun:
 
     def artifact(self) -> Artifact:
         """The finished artifact in `out`, opened and checked as this stage's output."""
-        from prefkit.records import open_artifact  # records imports this module
-
         return open_artifact(self.out, self.stage)
 
     # -- shards ---------------------------------------------------------------------------------

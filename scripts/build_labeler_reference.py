@@ -5,7 +5,9 @@ soft preference between GPT-4 Preview's output (output_1) and a model's (output_
 instructions). Output: a gzipped JSONL of `--per-model` pairs per model, drawn with a fixed seed,
 written to prefkit/data/labeler_reference/alpaca_eval_gpt4_turbo.jsonl.gz (see its card beside it).
 
-    python scripts/build_labeler_reference.py ../shared/data/alpaca_eval/annotations
+    mkdir -p /tmp/annotations && for f in tests/data/alpaca_eval/annotations/*.json.xz; do
+        xz -dc "$f" > /tmp/annotations/$(basename "$f" .xz); done
+    python scripts/build_labeler_reference.py /tmp/annotations
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import pytest
 
 from prefkit.conversation import CONVERSATION_DTYPE, assistant_turn
 from prefkit.evaluation.stage import EvalConfig, evaluate
+from prefkit.ingest import read_prompts
 from prefkit.labeling.stage import LabelConfig, label
-from prefkit.records import read_prompts
 from prefkit.sampling.stage import SampleConfig, sample
 from prefkit.training.stage import TrainConfig, train
 

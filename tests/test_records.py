@@ -7,9 +7,9 @@ import json
 import polars as pl
 import pytest
 
-from prefkit.artifacts import StageRun
+from prefkit.artifacts import StageRun, open_artifact
 from prefkit.errors import ArtifactError, InputError
-from prefkit.records import open_artifact, read_prompts
+from prefkit.ingest import read_prompts
 
 
 def test_reads_jsonl_prompts(prompts_file):

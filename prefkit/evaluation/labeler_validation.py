@@ -46,7 +46,7 @@ def read_reference(source: str | Path = BUILTIN, seed: int = 0) -> list[Referenc
     """Reference pairs from `builtin`, a pairs JSONL, or a preference file/artifact (see module docstring)."""
     path = builtin_reference_path() if str(source) == BUILTIN else Path(source)
     if path.is_dir():
-        from prefkit.records import open_artifact
+        from prefkit.artifacts import open_artifact
 
         rows = open_artifact(path, "preferences").table().to_dicts()
     elif not path.exists():

@@ -12,15 +12,24 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prefkit.conversation import completion_text, is_conversation, prompt_key, validate_conversation
+import polars as pl
+
+from prefkit.artifacts import MANIFEST_FILE, Artifact, StageRun, open_artifact
+from prefkit.conversation import (
+    column_dtype,
+    completion_text,
+    is_conversation,
+    prompt_key,
+    validate_conversation,
+)
 from prefkit.errors import InputError
 from prefkit.ingest.columns import apply_columns, parse_columns
+from prefkit.ingest.importer import IMPORTS_FOLDER
 from prefkit.ingest.sources import SourceOptions, SourceRows, read_source
-
-if TYPE_CHECKING:
-    from prefkit.records import Artifact
+from prefkit.models import cache_home
+from prefkit.records import CANDIDATES_SCHEMA
 
 
 def resolve_candidates(
@@ -30,9 +39,6 @@ def resolve_candidates(
     options: SourceOptions | None = None,
 ) -> Artifact:
     """A candidates artifact for `source`: a prefkit artifact folder as is, a file or data set imported."""
-    from prefkit.artifacts import MANIFEST_FILE
-    from prefkit.records import open_artifact
-
     if isinstance(source, str | Path) and (Path(source) / MANIFEST_FILE).exists():
         return open_artifact(source, "candidates")
     rows = apply_columns(read_source(source, options), parse_columns(columns))
@@ -120,14 +126,6 @@ def _prompt(row: dict, origin: str, number: int, conversational: bool):
 
 def import_candidates(source: SourceRows) -> Artifact:
     """Write (or reuse) the candidates artifact of these rows, keyed by their content hash."""
-    import polars as pl
-
-    from prefkit.artifacts import StageRun
-    from prefkit.conversation import column_dtype
-    from prefkit.ingest.importer import IMPORTS_FOLDER
-    from prefkit.models import cache_home
-    from prefkit.records import CANDIDATES_SCHEMA
-
     records, conversational = candidate_records(source)
     digest = _digest("\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in records))
     out = cache_home() / IMPORTS_FOLDER / f"candidates-{digest[:16]}"

@@ -11,14 +11,18 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import polars as pl
+
+from prefkit.artifacts import MANIFEST_FILE, Artifact, StageRun, open_artifact
+from prefkit.conversation import column_dtype, completion_text, display_prompt
+from prefkit.errors import ConfigError
 from prefkit.ingest.columns import apply_columns, parse_columns
 from prefkit.ingest.formats import FORMATS, PreferenceSet, normalise_preferences
 from prefkit.ingest.sources import SourceOptions, SourceRows, read_source
-
-if TYPE_CHECKING:
-    from prefkit.records import Artifact
+from prefkit.models import cache_home
+from prefkit.records import PREFERENCES_SCHEMA
 
 IMPORTS_FOLDER = "imports"
 
@@ -30,10 +34,6 @@ def resolve_preferences(
     options: SourceOptions | None = None,
 ) -> Artifact:
     """A preferences artifact for `source`: a prefkit artifact folder as is, anything else imported."""
-    from prefkit.artifacts import MANIFEST_FILE
-    from prefkit.errors import ConfigError
-    from prefkit.records import open_artifact
-
     mapping = parse_columns(columns)
     if isinstance(source, str | Path) and (Path(source) / MANIFEST_FILE).exists():
         if mapping:
@@ -47,9 +47,6 @@ def resolve_preferences(
 
 def import_preferences(source: SourceRows, *, columns: Mapping[str, str] | None = None) -> Artifact:
     """Normalise the rows, then write (or reuse) the artifact keyed by their content hash."""
-    from prefkit.artifacts import StageRun
-    from prefkit.models import cache_home
-
     preferences = normalise_preferences(source)
     digest = rows_hash(preferences)
     out = cache_home() / IMPORTS_FOLDER / f"preferences-{digest[:16]}"
@@ -84,13 +81,8 @@ def rows_hash(preferences: PreferenceSet) -> str:
     return digest.hexdigest()
 
 
-def preferences_frame(preferences: PreferenceSet):
+def preferences_frame(preferences: PreferenceSet) -> pl.DataFrame:
     """The rows as a polars frame with PREFERENCES_SCHEMA (conversation columns as CONVERSATION_DTYPE)."""
-    import polars as pl
-
-    from prefkit.conversation import column_dtype
-    from prefkit.records import PREFERENCES_SCHEMA
-
     dtype = column_dtype(preferences.conversational)
     schema = {**PREFERENCES_SCHEMA, "prompt": dtype, "chosen": dtype, "rejected": dtype}
     return pl.DataFrame(preferences.rows, schema=schema)
@@ -98,8 +90,6 @@ def preferences_frame(preferences: PreferenceSet):
 
 def import_card(preferences: PreferenceSet, source: SourceRows, digest: str) -> str:
     """A short data card: where the pairs came from, the detected format and one example."""
-    from prefkit.conversation import completion_text, display_prompt
-
     example = preferences.rows[0]
     scored = sum(row["score_chosen"] is not None for row in preferences.rows)
     where = ", ".join(f"{key} `{value}`" for key, value in source.details.items() if value is not None)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prefkit.artifacts import DATA_FILE, MANIFEST_FILE, read_manifest
 from prefkit.errors import InputError, require_module
-from prefkit.ingest.hub import hub_reachable, looks_like_hub_id, offline_setting
+from prefkit.hub import hub_reachable, looks_like_hub_id, offline_setting
 
 FILE_KINDS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 DATASETS_INSTALL = "pip install 'datasets>=3'"
@@ -149,8 +150,6 @@ def _check_object(row: Any, path: Path, number: int) -> None:
 
 
 def _read_folder(path: Path, options: SourceOptions) -> SourceRows:
-    from prefkit.artifacts import DATA_FILE, MANIFEST_FILE, read_manifest
-
     if (path / MANIFEST_FILE).exists() and (path / DATA_FILE).exists():
         rows, numbers = _read_parquet(path / DATA_FILE)
         stage = read_manifest(path).stage

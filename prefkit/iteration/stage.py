@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.config import apply_overrides, load_config_file
-from prefkit.datasets import resolve_prompts
 from prefkit.errors import ConfigError, validated_config
+from prefkit.ingest import resolve_prompts
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
 from prefkit.progress import say
 from prefkit.validation import STRICT_CONFIG
@@ -116,9 +116,9 @@ def check_before_start(config: IterateConfig, initial: str) -> None:
     """Everything a run needs, checked before RUN/iterate.json or any round folder is written: the stage
     sections, the labeler, trainer and evaluator plugins with their options, and the prompt files."""
     from prefkit.evaluation.stage import check_evaluator
+    from prefkit.ingest import read_prompts
     from prefkit.labeling.registry import check_labeler
     from prefkit.plugins import construct_plugin
-    from prefkit.records import read_prompts
     from prefkit.training.stage import trainer_options
 
     _, label_config, train_config = stage_configs(config, initial, "policy", 1)

@@ -19,10 +19,11 @@ from typing import Any
 
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.errors import ConfigError
+from prefkit.ingest import read_prompts
 from prefkit.judge.pairwise import judge_answer_sets
 from prefkit.plugins import construct_plugin
 from prefkit.protocols import AnswersForJudging
-from prefkit.records import PromptRecord, read_prompts
+from prefkit.records import PromptRecord
 
 WINRATE_DIR = "winrate"
 # round-report columns (win rate of round k, and its bootstrap interval) per opponent

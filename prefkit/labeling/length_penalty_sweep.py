@@ -13,11 +13,11 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prefkit.artifacts import open_artifact
 from prefkit.labeling.candidates_reader import check_candidates, iter_candidate_shards
 from prefkit.labeling.pairing import is_truncated
 from prefkit.labeling.registry import load_labeler
 from prefkit.labeling.stage import LabelConfig, ScoredShard, close_labeler, pair_scored, score_shard
-from prefkit.records import open_artifact
 
 
 @dataclass(frozen=True)

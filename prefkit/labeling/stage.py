@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from prefkit.artifacts import DATA_FILE, StageRun, atomic_write_text
+from prefkit.artifacts import DATA_FILE, Artifact, StageRun, atomic_write_text
 from prefkit.conversation import Prompt, assistant_turn
 from prefkit.errors import ConfigError, ModelError, PrefkitError
 from prefkit.ingest.candidates import resolve_candidates
@@ -48,7 +48,6 @@ from prefkit.progress import StepProgress
 from prefkit.records import (
     PREFERENCES_SCHEMA,
     PREFERENCES_TRUNCATION_SCHEMA,
-    Artifact,
     is_conversational,
     stage_schema,
 )

@@ -15,15 +15,15 @@ from typing import Any
 
 import polars as pl
 
-from prefkit.artifacts import StageRun
+from prefkit.artifacts import Artifact, StageRun
 from prefkit.chat import encode_prompt, render_prompt, wants_chat_template
 from prefkit.conversation import is_conversation
-from prefkit.datasets import resolve_prompts
 from prefkit.errors import InputError, located
+from prefkit.ingest import read_prompts, resolve_prompts
 from prefkit.models import load_tokenizer, resolve_model
 from prefkit.plugins import construct_plugin
 from prefkit.progress import SamplingProgress
-from prefkit.records import Artifact, PromptRecord, read_prompts, stage_schema
+from prefkit.records import PromptRecord, stage_schema
 from prefkit.sampling.base import Completion, Sampler
 from prefkit.sampling.card import candidates_card
 from prefkit.sampling.options import SampleConfig

@@ -26,8 +26,7 @@ from prefkit.errors import ConfigError, InputError
 from prefkit.validation import STRICT_CONFIG, check_no_nulls, reading
 
 if TYPE_CHECKING:
-    from prefkit.artifacts import StageRun
-    from prefkit.records import Artifact
+    from prefkit.artifacts import Artifact, StageRun
 
 SCHEDULERS = ("cosine", "linear", "constant")
 DTYPES = ("auto", "fp32", "bf16")
@@ -298,9 +297,9 @@ def train(
     dataset id (`split`, `subset`, `revision` pick the part), a `datasets.Dataset` or a list of dicts;
     anything but an artifact is imported into one first (prefkit.ingest; `columns` renames columns).
     """
+    from prefkit.artifacts import open_artifact
     from prefkit.ingest import SourceOptions, resolve_preferences
     from prefkit.plugins import construct_plugin
-    from prefkit.records import open_artifact
 
     # anything but a preferences artifact (a file, a `datasets` folder or object, a hub id) is imported first
     options = SourceOptions(split=split, subset=subset, revision=revision)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefkit_evals.winrate import WinRateEvaluator, load_references
 
+from prefkit.ingest import read_prompts
 from prefkit.labeling.stage import LabelConfig, label
-from prefkit.records import read_prompts
 from prefkit.testing.judge_server import FakeJudgeServer
 from tests.judge.fakes import fast_judge_options, helpfulness_judge
 from tests.labeling.conftest import write_candidates

@@ -79,7 +79,7 @@ def test_sampled_reward_kl_matches_the_old_loop_under_its_seeding(
 
 
 def test_reward_kl_samples_are_prefkit_samples(tiny_model_dir, prompts_file, tmp_path):
-    from prefkit.records import open_artifact
+    from prefkit.artifacts import open_artifact
     from prefkit.sampling.stage import SampleConfig, sample
 
     common = {"n": 2, "max_new_tokens": 6, "seed": 5, "backend": "transformers", "dtype": "float32"}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import lzma
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -17,10 +19,19 @@ from prefkit.evaluation.annotations import (
     summarize_preferences,
     win_rate_from_annotations,
 )
-from tests.conftest import SHARED_DATA
 
-ANNOTATIONS = SHARED_DATA / "alpaca_eval" / "annotations"
+# the published annotation files, compressed, with their source and licence (tests/data/alpaca_eval/README.md)
+PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "alpaca_eval" / "annotations"
 MODELS = ["alpaca-7b", "gpt-3.5-turbo-1106", "phi-2"]
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory) -> Path:
+    """A folder with the published `<model>.weighted_alpaca_eval_gpt4_turbo.json` files, decompressed."""
+    folder = tmp_path_factory.mktemp("alpaca_eval_annotations")
+    for packed in sorted(PUBLISHED.glob("*.json.xz")):
+        (folder / packed.name.removesuffix(".xz")).write_bytes(lzma.decompress(packed.read_bytes()))
+    return folder
 
 
 def leaderboard_row(model: str) -> dict[str, str]:
@@ -31,8 +42,8 @@ def leaderboard_row(model: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_published_annotations_reproduce_the_leaderboard(model):
-    rows = read_annotations(ANNOTATIONS / f"{model}.weighted_alpaca_eval_gpt4_turbo.json")
+def test_published_annotations_reproduce_the_leaderboard(model, annotations):
+    rows = read_annotations(annotations / f"{model}.weighted_alpaca_eval_gpt4_turbo.json")
     summary = win_rate_from_annotations(rows)
     expected = leaderboard_row(model)
     # the CSV was written from unrounded preferences; the JSON keeps 10 decimals: equal to 1e-12 relative
@@ -47,8 +58,8 @@ def test_published_annotations_reproduce_the_leaderboard(model):
         assert summary.avg_length != int(expected["avg_length"])
 
 
-def test_standard_error_uses_the_sample_standard_deviation():
-    rows = read_annotations(ANNOTATIONS / "alpaca-7b.weighted_alpaca_eval_gpt4_turbo.json")
+def test_standard_error_uses_the_sample_standard_deviation(annotations):
+    rows = read_annotations(annotations / "alpaca-7b.weighted_alpaca_eval_gpt4_turbo.json")
     values = [row["preference"] - 1 for row in rows]
     mean = sum(values) / len(values)
     population = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) / math.sqrt(len(values))
@@ -59,8 +70,8 @@ def test_standard_error_uses_the_sample_standard_deviation():
     )
 
 
-def test_phi2_annotations_miss_two_of_the_805_instructions():
-    rows = read_annotations(ANNOTATIONS / "phi-2.weighted_alpaca_eval_gpt4_turbo.json")
+def test_phi2_annotations_miss_two_of_the_805_instructions(annotations):
+    rows = read_annotations(annotations / "phi-2.weighted_alpaca_eval_gpt4_turbo.json")
     instructions = [row["instruction"] for row in read_outputs_file(bundled_data_dir() / BASELINE_FILE)]
     summary = win_rate_from_annotations(rows, instructions)
     assert (summary.n_total, summary.n_missing, summary.n_invalid) == (803, 2, 0)
@@ -105,10 +116,10 @@ def test_read_annotations_names_the_row_without_preference(tmp_path):
         read_annotations(path)
 
 
-def test_cli_winrate_from_annotations():
+def test_cli_winrate_from_annotations(annotations):
     from prefkit.cli import app
 
-    path = ANNOTATIONS / "phi-2.weighted_alpaca_eval_gpt4_turbo.json"
+    path = annotations / "phi-2.weighted_alpaca_eval_gpt4_turbo.json"
     result = CliRunner().invoke(
         app, ["winrate-from-annotations", str(path), "--expected", "alpaca-eval", "--json"]
     )

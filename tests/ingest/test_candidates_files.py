@@ -7,11 +7,11 @@ import pytest
 from ingest_helpers import bad, good, history, question, write_jsonl
 from typer.testing import CliRunner
 
+from prefkit.artifacts import open_artifact
 from prefkit.cli import app
 from prefkit.errors import InputError
 from prefkit.ingest.candidates import candidate_records, resolve_candidates
 from prefkit.ingest.sources import read_source
-from prefkit.records import open_artifact
 
 TOPICS = ["movie", "book", "city"]
 

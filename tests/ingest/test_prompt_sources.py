@@ -7,7 +7,7 @@ import time
 import pytest
 
 from prefkit.errors import InputError
-from prefkit.records import read_prompts
+from prefkit.ingest import read_prompts
 
 
 def test_csv_prompts(tmp_path):
@@ -45,8 +45,8 @@ def test_sample_cli_reads_a_datasets_folder_split_with_columns(tmp_path, tiny_mo
     datasets = pytest.importorskip("datasets")
     from typer.testing import CliRunner
 
+    from prefkit.artifacts import open_artifact
     from prefkit.cli import app
-    from prefkit.records import open_artifact
 
     train = datasets.Dataset.from_list([{"question": "Say yes."}, {"question": "Say no."}])
     test = datasets.Dataset.from_list([{"question": "Say maybe."}])

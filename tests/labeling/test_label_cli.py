@@ -105,6 +105,6 @@ def test_deprecated_lambda_flag_still_sets_the_length_penalty(
     assert caught.value.code == 0
     err = capsys.readouterr().err
     assert err.strip() == "`--lambda` is deprecated, use `--length-penalty`"
-    from prefkit.records import open_artifact
+    from prefkit.artifacts import open_artifact
 
     assert open_artifact(out, "preferences").manifest.config["length_penalty"] == 0.01

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prefkit.records import open_artifact
+from prefkit.artifacts import open_artifact
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

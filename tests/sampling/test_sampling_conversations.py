@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
+from prefkit.artifacts import open_artifact
 from prefkit.conversation import CONVERSATION_DTYPE
 from prefkit.errors import InputError
-from prefkit.records import open_artifact
 from prefkit.sampling.base import SamplingParams
 from prefkit.sampling.stage import SampleConfig, sample
 

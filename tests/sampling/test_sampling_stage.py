@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 import prefkit.plugins as plugins
+from prefkit.artifacts import open_artifact
 from prefkit.errors import ArtifactError, InputError
-from prefkit.records import CANDIDATES_SCHEMA, open_artifact
+from prefkit.records import CANDIDATES_SCHEMA
 from prefkit.sampling.stage import SampleConfig, sample
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from prefkit.artifacts import StageRun, read_manifest
+from prefkit.artifacts import Artifact, StageRun, read_manifest
 from prefkit.conversation import CONVERSATION_DTYPE, assistant_turn
-from prefkit.records import PREFERENCES_SCHEMA, PREFERENCES_TRUNCATION_SCHEMA, Artifact
+from prefkit.records import PREFERENCES_SCHEMA, PREFERENCES_TRUNCATION_SCHEMA
 
 TOPICS = [
     "movie",
