@@ -25,21 +25,20 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 VOCAB = 97
+TINY = {
+    "vocab_size": VOCAB,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_attention_heads": 4,
+    "head_dim": 8,
+}
 
 
 def tiny_llama(attn_implementation: str = "sdpa", kv_heads: int = 1) -> LlamaForCausalLM:
     """Two layers, four query heads sharing `kv_heads` key/value heads (grouped-query attention)."""
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=kv_heads,
-        head_dim=8,
-        max_position_embeddings=256,
-        attn_implementation=attn_implementation,
+        **TINY, num_hidden_layers=2, num_key_value_heads=kv_heads, attn_implementation=attn_implementation
     )
     return LlamaForCausalLM(config).eval()
 
@@ -164,15 +163,7 @@ def test_eager_model_falls_back_to_the_additive_mask(caplog):
 
 def test_sliding_window_model_keeps_its_attention():
     config = MistralConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        sliding_window=4,
-        attn_implementation="sdpa",
+        **TINY, num_hidden_layers=1, num_key_value_heads=2, sliding_window=4, attn_implementation="sdpa"
     )
     model = MistralForCausalLM(config)
     assert "sliding" in segment_attention_blocker(model)
@@ -221,3 +212,34 @@ def test_packed_flops_grow_linearly_with_the_number_of_pairs():
     assert training_flops(model, "padding_free", 6) == 3 * training_flops(model, "padding_free", 2)
     dense = tiny_llama("eager")  # the fallback attends over the whole packed row: quadratic
     assert training_flops(dense, "padding_free", 6) > 3.3 * training_flops(dense, "padding_free", 2)
+
+
+class ElementsWritten(TorchDispatchMode):
+    """Counts the elements of every tensor an op returns (the memory traffic of a step, roughly)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in out if isinstance(out, tuple | list) else [out]:
+            if isinstance(value, torch.Tensor):
+                self.total += value.numel()
+        return out
+
+
+def test_packed_memory_traffic_grows_linearly_with_the_number_of_pairs():
+    # a gradient through a per-pair slice of the packed row would be as wide as the row: pairs x width
+    model = tiny_llama()
+    pair = random_pairs(1, seed=4)[0]
+    written = []
+    for count in (2, 4, 6):
+        batch = prepare_attention_mask(
+            collate_layout([pair] * count, 0, "padding_free"), model, torch.float32
+        )
+        model.zero_grad(set_to_none=True)  # every run writes fresh parameter gradients
+        with ElementsWritten() as counter:
+            CompletionLogProbs(model)(batch).logps.sum().backward()
+        written.append(counter.total)
+    assert written[2] - written[1] == written[1] - written[0]  # a + b * pairs

@@ -19,12 +19,13 @@ its own attention.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import torch
 import torch.nn.functional as F
 from prefkit_trainers.dpo.data import PairBatch
-from prefkit_trainers.dpo.segments import PairSpan, RowSegments
+from prefkit_trainers.dpo.segments import RowSegments
 from torch import nn
 from torch.nn.attention.bias import causal_lower_right
 from torch.utils._python_dispatch import _disable_current_modes
@@ -56,71 +57,114 @@ def segment_attention(
     """Attention output [rows, heads, width, head_dim] of every pair's tokens (padding columns: unused values).
 
     query [rows, heads, width, head_dim]; key / value may have fewer heads (grouped-query attention).
+    Rows are taken apart with one unbind and columns with one split per tensor: a gradient flowing back
+    through a slice is as wide as the sliced tensor, so slicing per pair would cost pairs x width.
     """
-    groups = query.shape[1] // key.shape[1]
+    attend = _Attend(query.shape[1] // key.shape[1], scale, dropout)
+    width = segments.width
+    rows = zip(query.unbind(0), key.unbind(0), value.unbind(0), strict=True)
     if segments.one_span_per_row():
         # separate / shared-prefix rows all start at column 0: one batched causal block covers every
-        # prompt + chosen part (the columns past a row's own part are other tokens, replaced below)
+        # prompt + chosen part (a row's columns past its own part are other tokens, replaced below)
         head = max(span.rejected_start for span in segments.spans)
-        shared = _causal(query[:, :, :head], key[:, :, :head], value[:, :, :head], scale, dropout, groups)
+        shared = attend.causal(query[:, :, :head], key[:, :, :head], value[:, :, :head])
         if all(span.rejected == 0 for span in segments.spans):  # separate rows: padding columns are unused
-            return _row([shared], segments)
-        rows = []
-        for span in segments.spans:
-            first = shared[span.row : span.row + 1, :, : span.rejected_start]
-            rows.append(
-                _row([first, *_rejected_part(query, key, value, span, scale, dropout, groups)], segments)
+            return _pad(shared, width)
+        outputs = []
+        for span, first, (q, k, v) in zip(segments.spans, shared.unbind(0), rows, strict=True):
+            rejected = slice(span.rejected_start, span.end)
+            prompt = slice(0, span.prompt)
+            parts = [first[:, : span.rejected_start]]
+            if span.rejected:
+                parts.append(
+                    attend.rejected(
+                        q[:, rejected], k[:, prompt], k[:, rejected], v[:, prompt], v[:, rejected]
+                    )
+                )
+            outputs.append(_pad(torch.cat(parts, dim=1), width))
+        return torch.stack(outputs)
+    outputs = []
+    for row, (q, k, v) in enumerate(rows):
+        spans = [span for span in segments.spans if span.row == row]
+        blocks = [(span.start, span.rejected_start, span.end) for span in spans]
+        parts = [*blocks, *((span.start, span.start + span.prompt) for span in spans)]
+        q_blocks = _columns(q, blocks, width)
+        k_blocks, v_blocks = _columns(k, blocks, width), _columns(v, blocks, width)
+        k_parts, v_parts = _columns(k, parts, width), _columns(v, parts, width)
+        pieces, filled = [], 0
+        for span in spans:
+            if span.start > filled:  # padding between spans
+                pieces.append(q.new_zeros((q.shape[0], span.start - filled, q.shape[2])))
+            start, rejected = span.start, span.rejected_start
+            pieces.append(attend.causal(q_blocks[start], k_blocks[start], v_blocks[start]))
+            if span.rejected:
+                pieces.append(
+                    attend.rejected(
+                        q_blocks[rejected],
+                        k_parts[start],
+                        k_parts[rejected],
+                        v_parts[start],
+                        v_parts[rejected],
+                    )
+                )
+            filled = span.end
+        outputs.append(_pad(torch.cat(pieces, dim=1), width))
+    return torch.stack(outputs)
+
+
+class _Attend:
+    """The two SDPA calls of segment attention on one pair's [heads, columns, head_dim] pieces."""
+
+    def __init__(self, groups: int, scale: float | None, dropout: float) -> None:
+        self.groups, self.scale, self.dropout = groups, scale, dropout
+
+    def causal(self, query, key, value) -> torch.Tensor:
+        """Square causal SDPA; grouped K/V heads go in as they are (enable_gqa), as transformers' sdpa does."""
+        batched = query.dim() == 4
+        if not batched:  # the fused kernels take [batch, heads, columns, head_dim]
+            query, key, value = query[None], key[None], value[None]
+        output = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            dropout_p=self.dropout,
+            is_causal=True,
+            scale=self.scale,
+            enable_gqa=self.groups > 1,
+        )
+        return output if batched else output[0]
+
+    def rejected(self, query, prompt_key, rejected_key, prompt_value, rejected_value) -> torch.Tensor:
+        """Rejected queries over [prompt; rejected] keys, causal aligned to the lower right."""
+        key = torch.cat([prompt_key, rejected_key], dim=1)[None]
+        value = torch.cat([prompt_value, rejected_value], dim=1)[None]
+        if self.groups > 1:  # torch's lower-right dispatch calls the kernels directly, with equal head counts
+            key, value = (
+                key.repeat_interleave(self.groups, dim=1),
+                value.repeat_interleave(self.groups, dim=1),
             )
-        return torch.cat(rows)
-    pieces: list[list[torch.Tensor]] = [[] for _ in range(segments.rows)]
-    filled = [0] * segments.rows
-    for span in segments.spans:
-        row = span.row
-        if span.start > filled[row]:  # a gap: padding between spans
-            pieces[row].append(_zeros(query[:1], span.start - filled[row]))
-        block = slice(span.start, span.rejected_start)
-        q, k, v = (tensor[row : row + 1, :, block] for tensor in (query, key, value))
-        pieces[row].append(_causal(q, k, v, scale, dropout, groups))
-        pieces[row].extend(_rejected_part(query, key, value, span, scale, dropout, groups))
-        filled[row] = span.end
-    return torch.cat([_row(row_pieces, segments) for row_pieces in pieces])
+        # CausalBias is a tensor subclass: build it outside any active dispatch mode (FlopCounterMode, ...)
+        with _disable_current_modes():
+            bias = causal_lower_right(query.shape[1], key.shape[2])
+        output = F.scaled_dot_product_attention(
+            query[None], key, value, attn_mask=bias, dropout_p=self.dropout, scale=self.scale
+        )
+        return output[0]
 
 
-def _causal(query, key, value, scale, dropout, groups) -> torch.Tensor:
-    """Square causal SDPA; grouped K/V heads go in as they are (enable_gqa), as transformers' sdpa does."""
-    return F.scaled_dot_product_attention(
-        query, key, value, dropout_p=dropout, is_causal=True, scale=scale, enable_gqa=groups > 1
-    )
+def _columns(tensor: torch.Tensor, blocks, width: int) -> dict[int, torch.Tensor]:
+    """Views of `tensor` [heads, width, head_dim] cut at every boundary in `blocks`, keyed by first column."""
+    edges = sorted({0, width, *(edge for block in blocks for edge in block)})
+    # split_with_sizes: its backward is one concatenation (tensor_split is per-piece slices, each
+    # backward as wide as the tensor)
+    pieces = torch.split(tensor, [end - start for start, end in itertools.pairwise(edges)], dim=1)
+    return dict(zip(edges[:-1], pieces, strict=True))
 
 
-def _rejected_part(query, key, value, span: PairSpan, scale, dropout, groups) -> list[torch.Tensor]:
-    """Output of the rejected tokens: queries over [prompt; rejected] keys, lower-right causal."""
-    if span.rejected == 0:
-        return []
-    row, prompt = slice(span.row, span.row + 1), slice(span.start, span.start + span.prompt)
-    rejected = slice(span.rejected_start, span.end)
-    q = query[row, :, rejected]
-    k = torch.cat([key[row, :, prompt], key[row, :, rejected]], dim=2)
-    v = torch.cat([value[row, :, prompt], value[row, :, rejected]], dim=2)
-    if groups > 1:  # torch's lower-right dispatch calls the kernels directly, with equal head counts
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    # CausalBias is a tensor subclass: built outside any dispatch mode (FlopCounterMode, ...) that is active
-    with _disable_current_modes():
-        bias = causal_lower_right(span.rejected, span.prompt + span.rejected)
-    return [F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=scale)]
-
-
-def _zeros(like: torch.Tensor, columns: int) -> torch.Tensor:
-    """Zeros shaped like `like` but `columns` wide."""
-    return like.new_zeros((like.shape[0], like.shape[1], columns, like.shape[3]))
-
-
-def _row(pieces: list[torch.Tensor], segments: RowSegments) -> torch.Tensor:
-    """Outputs in column order, zero-padded to the batch width."""
-    filled = sum(piece.shape[2] for piece in pieces)
-    if filled < segments.width:
-        pieces = [*pieces, _zeros(pieces[0], segments.width - filled)]
-    return torch.cat(pieces, dim=2)
+def _pad(output: torch.Tensor, width: int) -> torch.Tensor:
+    """Zero-pad the column dimension (-2) of `output` to `width`."""
+    missing = width - output.shape[-2]
+    return output if missing == 0 else F.pad(output, (0, 0, 0, missing))
 
 
 @torch.compiler.disable  # spans are Python ints that change every batch: a compiled graph would recompile
