@@ -54,7 +54,7 @@ def random_pairs(count: int, seed: int = 1) -> list[TokenizedPair]:
 
 
 def scored(model, pairs, layout: str) -> torch.Tensor:
-    batch = collate_layout(pairs, 0, layout)
+    batch = collate_layout(pairs, 0, layout).to(next(model.parameters()).device)
     return CompletionLogProbs(model)(prepare_attention_mask(batch, model, torch.float32)).logps
 
 
@@ -243,3 +243,22 @@ def test_packed_memory_traffic_grows_linearly_with_the_number_of_pairs():
             CompletionLogProbs(model)(batch).logps.sum().backward()
         written.append(counter.total)
     assert written[2] - written[1] == written[1] - written[0]  # a + b * pairs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the flash kernel is CUDA only")
+@pytest.mark.parametrize("layout", ["shared_prefix", "padding_free"])
+def test_every_attention_call_runs_on_the_flash_kernel_on_cuda(layout):
+    # with only the flash backend enabled, sdpa raises for any call it cannot run there (a mask, fp32)
+    model = tiny_llama(kv_heads=2).cuda().train()
+    pairs = random_pairs(6)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        separate = scored(model, pairs, "separate").detach()
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            logps = scored(model, pairs, layout)
+            logps.sum().backward()
+        torch.testing.assert_close(logps.detach(), separate, atol=0.05, rtol=0.01)
+    dense = collate_layout(pairs, 0, layout).to("cuda")
+    dense.attention_mask, dense.segments = dense.segments.dense_mask("cuda"), None  # the fallback's input
+    with torch.autocast("cuda", dtype=torch.bfloat16), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        with pytest.raises(RuntimeError):
+            CompletionLogProbs(tiny_llama().cuda())(dense)
