@@ -8,6 +8,8 @@ from prefkit_trainers.dpo.data import TokenizedPair, tokenize_pairs
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs
 from prefkit_trainers.dpo.losses import LossOptions, PairLogProbs, preference_loss
 from prefkit_trainers.dpo.packing import LAYOUTS, collate_layout, collate_padding_free
+from prefkit_trainers.dpo.segment_attention import SEGMENT_ATTENTION, attention_implementation
+from prefkit_trainers.dpo.segments import PairSpan
 
 from prefkit.models import load_causal_lm, load_tokenizer
 
@@ -40,7 +42,9 @@ def test_packed_batch_is_one_row_without_padding():
     assert batch.input_ids.tolist() == [[1, 2, 3, 4, 5, 6, 7, 8, 9]]
     # positions restart per pair; the rejected completion continues from the end of its prompt
     assert batch.position_ids.tolist() == [[0, 1, 2, 3, 2, 0, 1, 1, 2]]
-    mask = batch.attention_mask[0, 0]
+    assert batch.attention_mask is None  # no [tokens, tokens] mask: the spans say who sees whom
+    assert batch.segments.spans == (PairSpan(0, 0, 2, 2, 1), PairSpan(0, 5, 1, 1, 2))
+    mask = batch.segments.dense_mask()[0, 0]  # what a model without segment attention gets
     assert mask[4].tolist() == [True, True, False, False, True, False, False, False, False]  # rejected 1
     assert mask[7].tolist() == [False] * 5 + [True, False, True, False]  # rejected 2: its prompt and itself
     # token 0 of a completion is predicted from the prompt's last column; the rest from their predecessor
@@ -96,6 +100,7 @@ def test_losses_and_gradients_equal_across_layouts(model_and_pairs):
         loss, _ = preference_loss("sigmoid:1,sft:0.1", record, LossOptions(beta=0.1))
         loss.backward()
         results[layout] = (loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert attention_implementation(model) == SEGMENT_ATTENTION  # the layouts ran without a dense mask
     padded_loss, padded_grad = results["separate"]
     for layout in ("shared_prefix", "padding_free"):
         loss, grad = results[layout]

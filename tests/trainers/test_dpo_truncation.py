@@ -87,7 +87,7 @@ def test_shared_prefix_layout_without_eos(tokenizer):
         == pair.prompt + pair.chosen + pair.rejected
     )
     assert batch.position_ids[0, prompt + chosen].item() == prompt
-    rejected_mask = batch.attention_mask[0, 0, prompt + chosen]
+    rejected_mask = batch.segments.dense_mask()[0, 0, prompt + chosen]
     assert not rejected_mask[prompt : prompt + chosen].any()  # rejected never sees the chosen tokens
     assert batch.target_ids[batch.sequence_index == 0].tolist() == pair.chosen
 

@@ -7,8 +7,12 @@ end-of-turn token) is a completion and carries loss, while system, history and t
 prompt. Two batch layouts give the same log-probs:
 
 - separate: 2B rows, `prompt + chosen` then `prompt + rejected` (what TRL does);
-- shared prefix: B rows, `prompt + chosen + rejected`, with a 4D mask so rejected tokens see the prompt but
-  not the chosen completion, and position ids that restart after the prompt. The prompt is run once.
+- shared prefix: B rows, `prompt + chosen + rejected`, where rejected tokens see the prompt but not the
+  chosen completion, and position ids that restart after the prompt. The prompt is run once.
+
+A batch says who attends to whom through `segments` (each pair's columns, `segments.py`), not through a
+[width x width] mask: prefkit's segment attention reads the spans directly, and only a model that cannot
+run it gets the dense mask built from them (`segment_attention.fit_attention`).
 
 Either way a batch carries, for every completion token, the (row, column) of the hidden state that
 predicts it, its target id and its sequence index (chosen i -> i, rejected i -> B + i), so the loss
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from prefkit_trainers.dpo.segments import PairSpan, RowSegments
 
 from prefkit.chat import encode_answer, encode_prompt
 from prefkit.conversation import Message, Prompt, prompt_key
@@ -105,13 +110,16 @@ class PairBatch:
 
     input_ids: torch.Tensor  # [rows, width]
     position_ids: torch.Tensor  # [rows, width]
-    attention_mask: torch.Tensor  # [rows, width] (separate) or [rows, 1, width, width] bool (shared prefix)
+    # [rows, width] padding mask (separate); None in the other layouts until a model needs the dense
+    # [rows, 1, width, width] mask of the fallback path
+    attention_mask: torch.Tensor | None
     source_rows: torch.Tensor  # [tokens] row of the hidden state that predicts each completion token
     source_cols: torch.Tensor  # [tokens] its column
     target_ids: torch.Tensor  # [tokens] the completion token ids
     sequence_index: torch.Tensor  # [tokens] chosen i -> i, rejected i -> pairs + i
     chosen_lengths: torch.Tensor  # [pairs] completion tokens
     rejected_lengths: torch.Tensor  # [pairs]
+    segments: RowSegments | None = None  # each pair's columns: the attention pattern, as Python ints
 
     @property
     def num_pairs(self) -> int:
@@ -123,8 +131,23 @@ class PairBatch:
         return int(self.input_ids.numel())
 
     def to(self, device: torch.device | str) -> PairBatch:
-        moved = {name: value.to(device, non_blocking=True) for name, value in self.__dict__.items()}
+        moved = {
+            name: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for name, value in self.__dict__.items()
+        }
         return PairBatch(**moved)
+
+    def model_inputs(self) -> dict:
+        """Keyword arguments of the model's forward; the segments go along when no mask stands in for them
+        (transformers hands unknown keywords through to the attention function)."""
+        inputs = {
+            "input_ids": self.input_ids,
+            "position_ids": self.position_ids,
+            "attention_mask": self.attention_mask,
+        }
+        if self.segments is not None:
+            inputs["pair_segments"] = self.segments
+        return inputs
 
 
 class _IndexBuilder:
@@ -161,13 +184,16 @@ def collate_separate(pairs: Sequence[TokenizedPair], pad_id: int) -> PairBatch:
     input_ids = torch.full((2 * count, width), pad_id, dtype=torch.long)
     attention = torch.zeros((2 * count, width), dtype=torch.long)
     index = _IndexBuilder()
+    spans = []
     for row, (prompt, completion) in enumerate(sequences):
         length = len(prompt) + len(completion)
         input_ids[row, :length] = torch.tensor(prompt + completion)
         attention[row, :length] = 1
         index.add(row, len(prompt) - 1, len(prompt), completion, sequence=row)
+        spans.append(PairSpan(row, 0, len(prompt), len(completion)))
     positions = torch.arange(width).expand(2 * count, width).clone()
-    return PairBatch(input_ids, positions, attention, *index.tensors(), *_lengths(pairs))
+    segments = RowSegments(2 * count, width, tuple(spans))
+    return PairBatch(input_ids, positions, attention, *index.tensors(), *_lengths(pairs), segments)
 
 
 def collate_shared_prefix(pairs: Sequence[TokenizedPair], pad_id: int) -> PairBatch:
@@ -176,25 +202,21 @@ def collate_shared_prefix(pairs: Sequence[TokenizedPair], pad_id: int) -> PairBa
     width = max(len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs)
     input_ids = torch.full((count, width), pad_id, dtype=torch.long)
     positions = torch.zeros((count, width), dtype=torch.long)
-    segments = torch.full((count, width), 3, dtype=torch.long)  # 0 prompt, 1 chosen, 2 rejected, 3 padding
     index = _IndexBuilder()
+    spans = []
     for row, pair in enumerate(pairs):
-        prompt_length, chosen_end = len(pair.prompt), len(pair.prompt) + len(pair.chosen)
-        end = chosen_end + len(pair.rejected)
-        input_ids[row, :end] = torch.tensor(pair.prompt + pair.chosen + pair.rejected)
-        positions[row, :chosen_end] = torch.arange(chosen_end)
-        positions[row, chosen_end:end] = torch.arange(prompt_length, prompt_length + len(pair.rejected))
-        positions[row, end:] = torch.arange(width - end)
-        segments[row, :prompt_length] = 0
-        segments[row, prompt_length:chosen_end] = 1
-        segments[row, chosen_end:end] = 2
-        index.add(row, prompt_length - 1, prompt_length, pair.chosen, sequence=row)
-        index.add(row, prompt_length - 1, chosen_end, pair.rejected, sequence=count + row)
-    causal = torch.ones((width, width), dtype=torch.bool).tril()
-    query_segment, key_segment = segments.unsqueeze(2), segments.unsqueeze(1)
-    # padding queries see the prompt and themselves, so no attention row is empty (sdpa would give NaN)
-    allowed = causal & ((key_segment == 0) | (key_segment == query_segment))
-    return PairBatch(input_ids, positions, allowed.unsqueeze(1), *index.tensors(), *_lengths(pairs))
+        span = PairSpan(row, 0, len(pair.prompt), len(pair.chosen), len(pair.rejected))
+        input_ids[row, : span.end] = torch.tensor(pair.prompt + pair.chosen + pair.rejected)
+        positions[row, : span.rejected_start] = torch.arange(span.rejected_start)
+        positions[row, span.rejected_start : span.end] = torch.arange(
+            span.prompt, span.prompt + span.rejected
+        )
+        positions[row, span.end :] = torch.arange(width - span.end)
+        index.add(row, span.prompt - 1, span.prompt, pair.chosen, sequence=row)
+        index.add(row, span.prompt - 1, span.rejected_start, pair.rejected, sequence=count + row)
+        spans.append(span)
+    segments = RowSegments(count, width, tuple(spans))
+    return PairBatch(input_ids, positions, None, *index.tensors(), *_lengths(pairs), segments)
 
 
 def _lengths(pairs: Sequence[TokenizedPair]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 from prefkit_trainers.dpo.data import PairBatch
+from prefkit_trainers.dpo.segment_attention import SEGMENT_ATTENTION, decoder_inputs, fit_attention
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -62,12 +63,7 @@ class CompletionLogProbs(nn.Module):
         aligned = None
         if self.head_only_on_completions:
             model = self.causal_lm()
-            hidden = model.get_decoder()(
-                input_ids=batch.input_ids,
-                position_ids=batch.position_ids,
-                attention_mask=batch.attention_mask,
-                use_cache=False,
-            ).last_hidden_state
+            hidden = model.get_decoder()(**decoder_inputs(batch, model), use_cache=False).last_hidden_state
             selected = hidden[batch.source_rows, batch.source_cols]
             head = model.get_output_embeddings()
             token_logprobs = chunked_head_logprobs(head, selected, batch.target_ids)
@@ -85,12 +81,7 @@ class CompletionLogProbs(nn.Module):
                     )
         else:
             logits = (
-                self.lm(
-                    input_ids=batch.input_ids,
-                    position_ids=batch.position_ids,
-                    attention_mask=batch.attention_mask,
-                    use_cache=False,
-                )
+                self.lm(**decoder_inputs(batch, self.causal_lm()), use_cache=False)
                 .logits[batch.source_rows, batch.source_cols]
                 .float()
             )
@@ -181,17 +172,13 @@ def disable_dropout(model: nn.Module) -> None:
 
 
 def supports_shared_prefix(causal_lm: nn.Module) -> bool:
-    """Shared-prefix batches need a custom 4D mask: sdpa and eager attention take one, flash kernels do not."""
+    """Shared-prefix and packed batches run on prefkit's segment attention (set in place of sdpa) or on a
+    dense mask (sdpa, eager); a flash-attention implementation the user chose takes neither."""
     implementation = getattr(getattr(causal_lm, "config", None), "_attn_implementation", None)
-    return implementation in ("sdpa", "eager", None)
+    return implementation in (SEGMENT_ATTENTION, "sdpa", "eager", None)
 
 
 def prepare_attention_mask(batch: PairBatch, causal_lm: nn.Module, dtype: torch.dtype) -> PairBatch:
-    """Eager attention adds the mask to the scores, so a boolean 4D mask becomes 0 / -inf there."""
-    implementation = getattr(getattr(causal_lm, "config", None), "_attn_implementation", None)
-    if batch.attention_mask.dim() != 4 or implementation != "eager":
-        return batch
-    additive = torch.zeros(batch.attention_mask.shape, dtype=dtype, device=batch.attention_mask.device)
-    additive.masked_fill_(~batch.attention_mask, torch.finfo(dtype).min)
-    batch.attention_mask = additive
-    return batch
+    """Fit the batch's attention to the model: segment attention where the model can run it, else the dense
+    mask (boolean for sdpa, 0 / -inf of `dtype` for eager); see `segment_attention.fit_attention`."""
+    return fit_attention(batch, causal_lm, dtype)
