@@ -11,7 +11,9 @@ LM head weighs here about what it weighs there.
 
 The LM head cannot reach 6 N_head per training token without keeping [tokens x vocab] values until
 backward (head_logprobs.py): it runs 8 N_head (one recompute for the weight gradient), pinned exactly by
-the second test; at these proportions that is 4 % over the useful minimum.
+the second test; at these proportions that is about 4 % over the useful minimum of this one-epoch run.
+The pairs have equal lengths, so no layout pads here: the count measures the layouts' attention and the
+LM head, not batching.
 """
 
 from __future__ import annotations
