@@ -4,7 +4,8 @@ The same synthetic pairs (benchmarks/train.py) are scored by prefkit's reference
 DPOTrainer reference precompute, each in float64 (the truth), float32 and under bf16 autocast. prefkit
 under bf16 is measured twice: as it runs (LM head matmul in bf16 with float32 accumulation, log-sum-exp in
 float32: head_logprobs.py) and with the head's matmul in float32 (how prefkit ran before, what the bf16
-head gives up). Each implementation is compared with its own float64 run on the same token ids (TRL
+head gives up); on CPU also with the bf16 product returned in float32, as CUDA's torch.mm(out_dtype=)
+returns it (the CPU kernel rounds it to bf16 first). Each implementation is compared with its own float64 run on the same token ids (TRL
 tokenizes by itself; a last line checks that both float64 runs agree). Reported: mean and max absolute
 error per sequence in nats, and the mean completion length.
 
@@ -40,7 +41,22 @@ def float32_head():
         head_logprobs.compute_dtype = original
 
 
-def ours(model_dir: str, rows, max_length: int, precision: str, device: str, head_float32: bool = False):
+@contextlib.contextmanager
+def float32_products():
+    """Return the head's bf16 x bf16 products in float32 on any device, as torch.mm(out_dtype=float32)
+    does on CUDA: a CPU run then shows the precision of the CUDA path (its float32 matmul of bf16-rounded
+    inputs adds only the accumulation order)."""
+    from prefkit_trainers.dpo import head_logprobs
+
+    original = head_logprobs.matmul_float32
+    head_logprobs.matmul_float32 = lambda left, right: left.float() @ right.float()
+    try:
+        yield
+    finally:
+        head_logprobs.matmul_float32 = original
+
+
+def ours(model_dir: str, rows, max_length: int, precision: str, device: str, variant=contextlib.nullcontext):
     """prefkit's reference pass; precision: float64, float32, or an autocast dtype name (bf16, fp16)."""
     import torch
     from prefkit_trainers.dpo.data import tokenize_pairs
@@ -67,7 +83,7 @@ def ours(model_dir: str, rows, max_length: int, precision: str, device: str, hea
             return torch.autocast(device, dtype=getattr(torch, AUTOCAST_DTYPES[precision]))
         return contextlib.nullcontext()
 
-    with float32_head() if head_float32 else contextlib.nullcontext():
+    with variant():
         chosen, rejected = compute_reference_logprobs(
             CompletionLogProbs(model),
             pairs,
@@ -145,8 +161,11 @@ def main() -> None:
     results = [
         ("prefkit float32", score(precision="float32"), truth),
         (f"prefkit {low} (head matmul {low}, lse fp32)", score(precision=low), truth),
-        (f"prefkit {low} with a float32 head matmul", score(precision=low, head_float32=True), truth),
+        (f"prefkit {low} with a float32 head matmul", score(precision=low, variant=float32_head), truth),
     ]
+    if args.device == "cpu":  # what the CUDA path gives: bf16 inputs, float32 product
+        emulated = score(precision=low, variant=float32_products)
+        results.insert(2, (f"prefkit {low}, float32 product (as on CUDA)", emulated, truth))
     trl_truth = None
     if not args.skip_trl and importlib.util.find_spec("trl") is not None:
         trl_truth = trl_reference(model_dir, rows, args.max_length, "float64", args.device)

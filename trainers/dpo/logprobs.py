@@ -137,14 +137,18 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 
 def head_logprobs(
-    head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, aligned: bool = False
+    head: nn.Module,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    aligned: bool = False,
+    chunk: int | None = None,
 ) -> HeadLogProbs:
     """Per-token log-probs (and WPO aligned log-probs when asked) through the LM head, one chunk of logits
     alive at a time. A plain linear head takes the fused path (gradients without recomputing the forward
     matmul for the hidden states); any other head module runs itself per chunk, recomputed in backward."""
     if is_plain_linear(head):
-        return linear_head_logprobs(head, hidden, targets, aligned=aligned)
-    chunk = chunk_tokens(getattr(head, "out_features", 0) or 1)
+        return linear_head_logprobs(head, hidden, targets, aligned=aligned, chunk=chunk)
+    chunk = chunk or chunk_tokens(getattr(head, "out_features", 0) or 1)
     recompute = torch.is_grad_enabled() and hidden.requires_grad
     pieces = [
         checkpoint(module_token_logprobs, head, h, t, use_reentrant=False)
@@ -170,9 +174,11 @@ def module_token_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.
     return target_logprobs(head(hidden).float(), targets)
 
 
-def chunked_head_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def chunked_head_logprobs(
+    head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
     """Per-token log-probs through the LM head (head_logprobs without the WPO values)."""
-    return head_logprobs(head, hidden, targets).logps
+    return head_logprobs(head, hidden, targets, chunk=chunk).logps
 
 
 def disable_dropout(model: nn.Module) -> None:
