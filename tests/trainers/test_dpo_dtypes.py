@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import shaped_llama
 from torch.utils._python_dispatch import TorchDispatchMode
 from trainer_helpers import easy_rows, write_preferences
 
@@ -45,12 +46,8 @@ def test_the_audit_sees_a_float32_matmul_over_the_vocabulary():
 @pytest.fixture()
 def large_vocabulary_model(tmp_path):
     """The tiny test Llama with a 32000-entry vocabulary (ids past the tokenizer's are never used)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from prefkit.testing import build_tiny_llama
-
-    tokenizer = AutoTokenizer.from_pretrained(build_tiny_llama(tmp_path / "tokenizer"))
-    config = LlamaConfig(
+    return shaped_llama(
+        tmp_path / "model",
         vocab_size=VOCAB,
         hidden_size=64,
         intermediate_size=128,
@@ -58,15 +55,7 @@ def large_vocabulary_model(tmp_path):
         num_attention_heads=2,
         num_key_value_heads=2,
         head_dim=32,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
     )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "model", safe_serialization=True)
-    tokenizer.save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
 
 
 @pytest.mark.parametrize("options", [{}, {"wpo": True, "ld_alpha": 0.5}])

@@ -19,12 +19,12 @@ LM head, not batching.
 from __future__ import annotations
 
 import os
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pytest
 import torch
+from model_helpers import shaped_llama
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop, sdpa_flop
 from trainer_helpers import write_preferences
 
@@ -130,15 +130,8 @@ def flop_rows() -> list[dict]:
 @pytest.fixture(scope="module")
 def flop_model_dir(tmp_path_factory):
     """Llama-3.2-1B's proportions (module docstring), with the tiny test tokenizer (ids past it unused)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from prefkit.testing import build_tiny_llama
-
-    root = tmp_path_factory.mktemp("flops")
-    tokenizer_dir = build_tiny_llama(root / "tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(
+    return shaped_llama(
+        tmp_path_factory.mktemp("flops") / "model",
         vocab_size=VOCAB,
         hidden_size=HIDDEN,
         intermediate_size=INTERMEDIATE,
@@ -146,17 +139,7 @@ def flop_model_dir(tmp_path_factory):
         num_attention_heads=HEADS,
         num_key_value_heads=KV_HEADS,
         head_dim=HIDDEN // HEADS,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
     )
-    out = root / "model"
-    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    shutil.rmtree(tokenizer_dir)
-    return out
 
 
 def run_counted(model_dir, preferences, out, layout: str) -> CountedRun:
