@@ -50,23 +50,30 @@ def test_values_and_gradients_equal_float64_full_logits(chunk, bias):
         torch.testing.assert_close(head.bias.grad.double(), b64.grad, atol=2e-5, rtol=1e-4)
 
 
-def test_bf16_autocast_runs_the_matmuls_in_bf16_and_the_log_sum_exp_in_float32():
+CUDA = pytest.param(
+    "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA path needs a GPU")
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_bf16_autocast_runs_the_matmuls_in_bf16_and_the_log_sum_exp_in_float32(device):
     torch.manual_seed(0)
-    head = torch.nn.Linear(HIDDEN, VOCAB, bias=False)
-    hidden = (3 * torch.randn(TOKENS, HIDDEN)).requires_grad_()
-    targets = torch.randint(0, VOCAB, (TOKENS,))
-    upstream = torch.rand(TOKENS) + 0.5
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    head = torch.nn.Linear(HIDDEN, VOCAB, bias=False, device=device)
+    hidden = (3 * torch.randn(TOKENS, HIDDEN, device=device)).requires_grad_()
+    targets = torch.randint(0, VOCAB, (TOKENS,), device=device)
+    upstream = torch.rand(TOKENS, device=device) + 0.5
+    with torch.autocast(device, dtype=torch.bfloat16):
         ours = linear_head_logprobs(head, hidden, targets, chunk=8)
     (ours.logps * upstream).sum().backward()
     assert ours.logps.dtype == hidden.grad.dtype == head.weight.grad.dtype == torch.float32
 
     # the exact values of bf16-rounded inputs: only the product's rounding to bf16 (<= 2**-9 relative per
-    # logit on CPU; CUDA keeps it float32) separates ours from them
+    # logit on CPU; CUDA returns it in float32) separates ours from them
     h64, w64 = float64_leaves(hidden.bfloat16(), head.weight.bfloat16())
     exact, _ = naive_float64(h64, w64, None, targets)
     (exact * upstream.double()).sum().backward()
-    torch.testing.assert_close(ours.logps.double(), exact, atol=0.03, rtol=0)
+    logit_tolerance = 0.03 if device == "cpu" else 1e-4
+    torch.testing.assert_close(ours.logps.double(), exact, atol=logit_tolerance, rtol=0)
     torch.testing.assert_close(hidden.grad.double(), h64.grad, atol=0.02, rtol=0.02)
     torch.testing.assert_close(head.weight.grad.double(), w64.grad, atol=0.02, rtol=0.02)
     # and float32 matmuls would differ from them by more than rounding noise of the inputs' cast
