@@ -1,42 +1,41 @@
-"""Reference precision (float32 head under bf16 autocast), the cache's recorded precision, LD-DPO weights."""
+"""The reference cache: its key and recorded method (LM head matmul dtype, float32 log-softmax); LD-DPO weights."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
-from prefkit_trainers.dpo.data import TokenizedPair, collate_separate
-from prefkit_trainers.dpo.logprobs import (
-    chunked_head_logprobs,
-    completion_positions,
-    ld_token_weights,
-    target_logprobs,
-)
+from prefkit_trainers.dpo.data import TokenizedPair, collate_separate, pairs_hash
+from prefkit_trainers.dpo.logprobs import LOGPROB_METHOD, completion_positions, ld_token_weights
 from prefkit_trainers.dpo.packing import collate_padding_free
 from prefkit_trainers.dpo.reference import cached_metadata, load_cached, reference_cache_key, save_cached
 
 
-def test_head_and_log_softmax_run_in_float32_under_bf16_autocast():
-    torch.manual_seed(0)
-    head = torch.nn.Linear(64, 500, bias=False)
-    hidden, targets = 4 * torch.randn(32, 64), torch.randint(0, 500, (32,))
-    exact = target_logprobs(head(hidden), targets)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        ours = chunked_head_logprobs(head, hidden, targets)
-        naive = target_logprobs(head(hidden).float(), targets)  # bf16 logits, then float32
-    assert ours.dtype == torch.float32
-    assert torch.allclose(ours, exact, atol=1e-5)
-    assert (naive - exact).abs().max() > 1e-3  # what the float32 head avoids
-
-
-def test_cache_records_the_precision(tmp_path):
+def test_cache_records_how_logprobs_were_computed(tmp_path):
     key = "ab" + "0" * 62
     save_cached(tmp_path, key, torch.tensor([-1.0]), torch.tensor([-2.0]), model="m", precision="bf16")
     assert cached_metadata(tmp_path, key) == {
         "model": "m",
         "backbone_precision": "bf16",
+        "head_matmul_dtype": "bfloat16",
         "logsoftmax_precision": "float32",
+        "logprob_method": LOGPROB_METHOD,
     }
     chosen, rejected = load_cached(tmp_path, key, 1)
     assert chosen.tolist() == [-1.0] and rejected.tolist() == [-2.0]
+    save_cached(tmp_path, key, torch.tensor([-1.0]), torch.tensor([-2.0]), model="m")
+    assert cached_metadata(tmp_path, key)["head_matmul_dtype"] == "float32"
+
+
+def test_an_entry_of_the_float32_head_method_is_not_taken_for_the_current_one(tmp_path):
+    pairs = [TokenizedPair([1], [2, 3], [4])]
+    # the key an entry got before the LM head ran in the compute dtype (no method in the payload)
+    old_payload = f"h|{pairs_hash(pairs)}|bf16|v1"
+    old_key = hashlib.sha256(old_payload.encode()).hexdigest()
+    save_cached(tmp_path, old_key, torch.tensor([-1.0]), torch.tensor([-2.0]), model="m", precision="bf16")
+    current = reference_cache_key("h", pairs, "bf16")
+    assert current != old_key and load_cached(tmp_path, current, 1) is None
+    assert load_cached(tmp_path, old_key, 1) is not None  # still readable as what it is
 
 
 def test_cache_key_separates_ld_alpha_only_when_set():

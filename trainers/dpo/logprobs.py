@@ -2,8 +2,10 @@
 
 A causal LM's full output is a [rows, width, vocab] logits tensor plus a log_softmax over it. DPO needs
 one log-prob per completion token, so this module runs the backbone, picks the hidden states that
-predict completion tokens, applies the LM head to those alone and takes logsumexp on them. The wrapper
-is an nn.Module so DDP/FSDP see its forward (calling the backbone directly would bypass their hooks).
+predict completion tokens and applies the LM head to those alone, chunk by chunk (head_logprobs.py: the
+matmul in the model's compute dtype, log-sum-exp in float32, no [tokens x vocab] tensor kept for
+backward). The wrapper is an nn.Module so DDP/FSDP see its forward (calling the backbone directly would
+bypass their hooks).
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from typing import NamedTuple
 
 import torch
 from prefkit_trainers.dpo.data import PairBatch
+from prefkit_trainers.dpo.head_logprobs import (
+    HeadLogProbs,
+    chunk_tokens,
+    is_plain_linear,
+    linear_head_logprobs,
+)
 from prefkit_trainers.dpo.segment_attention import SEGMENT_ATTENTION, decoder_inputs, fit_attention
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-# completion tokens per LM-head chunk: [chunk, vocab] float32 logits are the largest activation of a
-# small model (49k vocab: 2048 tokens = 400 MB), so only one chunk is alive, recomputed in backward
-HEAD_CHUNK_TOKENS = 2048
+# how log-probs are computed (recorded with cached reference log-probs): the LM head's matmul runs in the
+# model's compute dtype (bf16 under bf16 autocast), log-sum-exp and sums in float32
+LOGPROB_METHOD = "chunked-head-compute-dtype"
 
 # configs that rescale or cap logits after the LM head; those models take the plain (full-logits) path
 LOGIT_TRANSFORMS = (
@@ -66,19 +74,7 @@ class CompletionLogProbs(nn.Module):
             hidden = model.get_decoder()(**decoder_inputs(batch, model), use_cache=False).last_hidden_state
             selected = hidden[batch.source_rows, batch.source_cols]
             head = model.get_output_embeddings()
-            token_logprobs = chunked_head_logprobs(head, selected, batch.target_ids)
-            if self.wpo:
-                with torch.no_grad():
-                    aligned = torch.cat(
-                        [
-                            head_aligned_logprobs(head, h, t)
-                            for h, t in zip(
-                                selected.detach().split(HEAD_CHUNK_TOKENS),
-                                batch.target_ids.split(HEAD_CHUNK_TOKENS),
-                                strict=True,
-                            )
-                        ]
-                    )
+            token_logprobs, aligned = head_logprobs(head, selected, batch.target_ids, aligned=self.wpo)
         else:
             logits = (
                 self.lm(**decoder_inputs(batch, self.causal_lm()), use_cache=False)
@@ -126,42 +122,54 @@ def aligned_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return log_probs.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(2 * log_probs, dim=1)
 
 
-def head_aligned_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return aligned_logprobs(head_logits_float32(head, hidden), targets)
-
-
 def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[target] per row, without materialising the full log_softmax."""
     return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=1)
 
 
-def head_logits_float32(head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-    """LM-head logits in float32 even under bf16 autocast (when the head's weights are float32): bf16 logits
-    move summed log-probs by nats per sequence, which is the size of a DPO margin."""
-    weight = getattr(head, "weight", None)
-    if weight is None or weight.dtype != torch.float32:
-        return head(hidden).float()
-    with torch.autocast(device_type=hidden.device.type, enabled=False):
-        return head(hidden.float())
+def head_logprobs(
+    head: nn.Module,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    aligned: bool = False,
+    chunk: int | None = None,
+) -> HeadLogProbs:
+    """Per-token log-probs (and WPO aligned log-probs when asked) through the LM head, one chunk of logits
+    alive at a time. A plain linear head takes the fused path (gradients without recomputing the forward
+    matmul for the hidden states); any other head module runs itself per chunk, recomputed in backward."""
+    if is_plain_linear(head):
+        return linear_head_logprobs(head, hidden, targets, aligned=aligned, chunk=chunk)
+    chunk = chunk or chunk_tokens(getattr(head, "out_features", 0) or 1)
+    recompute = torch.is_grad_enabled() and hidden.requires_grad
+    pieces = [
+        checkpoint(module_token_logprobs, head, h, t, use_reentrant=False)
+        if recompute
+        else module_token_logprobs(head, h, t)
+        for h, t in zip(hidden.split(chunk), targets.split(chunk), strict=True)
+    ]
+    logps = torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
+    wpo = None
+    if aligned:
+        with torch.no_grad():
+            wpo = torch.cat(
+                [
+                    aligned_logprobs(head(h).float(), t)
+                    for h, t in zip(hidden.detach().split(chunk), targets.split(chunk), strict=True)
+                ]
+            )
+    return HeadLogProbs(logps, wpo)
 
 
-def head_token_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return target_logprobs(head_logits_float32(head, hidden), targets)
+def module_token_logprobs(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log-probs of one chunk through any head module (its matmul in autocast's dtype), float32 log-softmax."""
+    return target_logprobs(head(hidden).float(), targets)
 
 
 def chunked_head_logprobs(
-    head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int = HEAD_CHUNK_TOKENS
+    head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
-    """Per-token log-probs through the LM head in chunks; under autograd each chunk's logits are
-    recomputed in backward instead of kept from forward (same values, one chunk alive at a time)."""
-    recompute = torch.is_grad_enabled() and hidden.requires_grad
-    pieces = [
-        checkpoint(head_token_logprobs, head, h, t, use_reentrant=False)
-        if recompute
-        else head_token_logprobs(head, h, t)
-        for h, t in zip(hidden.split(chunk), targets.split(chunk), strict=True)
-    ]
-    return torch.cat(pieces)
+    """Per-token log-probs through the LM head (head_logprobs without the WPO values)."""
+    return head_logprobs(head, hidden, targets, chunk=chunk).logps
 
 
 def disable_dropout(model: nn.Module) -> None:

@@ -1,10 +1,12 @@
 """Reference log-probs: computed once per (reference model, token ids, precision), cached on disk, reused.
 
 The key hashes the reference model's content, the exact token ids of every pair (which covers the data,
-the tokenizer, the chat template, max_length and the per-row EOS flags of `prefkit label --truncated`) and
-the compute precision. Reruns, beta sweeps and
-later rounds that train on the same pairs against the same reference read the cache instead of running
-the reference model again; nothing is recomputed per epoch.
+the tokenizer, the chat template, max_length and the per-row EOS flags of `prefkit label --truncated`),
+the compute precision and how log-probs are computed (LOGPROB_METHOD: the LM head's matmul in the compute
+dtype). Reruns, beta sweeps and later rounds that train on the same pairs against the same reference read
+the cache instead of running the reference model again; nothing is recomputed per epoch. Entries written
+before LOGPROB_METHOD existed (float32 LM head under bf16) have other keys: they stay on disk, readable,
+and are never taken for the current method.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from pathlib import Path
 
 import torch
 from prefkit_trainers.dpo.data import TokenizedPair, pairs_hash
-from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
+from prefkit_trainers.dpo.logprobs import LOGPROB_METHOD, CompletionLogProbs, prepare_attention_mask
 from prefkit_trainers.dpo.packing import collate_layout
 
 CACHE_FOLDER = "reference-logprobs"
+# accelerate's mixed_precision -> the dtype the LM head's matmul runs in (fp32 = the model's float32 weights)
+HEAD_MATMUL_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "no": "float32"}
 
 
 def reference_cache_key(
     model_hash: str, pairs: Sequence[TokenizedPair], precision: str, ld_alpha: float | None = None
 ) -> str:
-    """One key per (reference model content, token ids of the pairs, compute precision, LD-DPO weight)."""
-    payload = f"{model_hash}|{pairs_hash(pairs)}|{precision}|v1"
+    """One key per (reference model content, token ids of the pairs, compute precision, log-prob method,
+    LD-DPO weight)."""
+    payload = f"{model_hash}|{pairs_hash(pairs)}|{precision}|v1|{LOGPROB_METHOD}"
     if ld_alpha is not None:  # LD-DPO sums are other numbers; plain sums keep their earlier keys
         payload += f"|ld_alpha={ld_alpha!r}"
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -68,21 +73,26 @@ def save_cached(
     rejected: torch.Tensor,
     model: str,
     precision: str = "no",
+    head_matmul_dtype: str | None = None,
 ) -> Path:
     """Write the cache file atomically (a crash never leaves a half-written entry).
 
-    The metadata records the model and the backbone precision (accelerate's mixed_precision: 'no' = fp32,
-    'bf16' = bf16 autocast); the LM head, log-softmax and sums always run in float32 (logprobs.py)."""
+    The metadata records the model, the backbone precision (accelerate's mixed_precision: 'no' = fp32,
+    'bf16' = bf16 autocast), the LM head's matmul dtype (default: the one that precision implies), the
+    method (LOGPROB_METHOD) and that log-softmax and sums ran in float32 (head_logprobs.py)."""
     from safetensors.torch import save_file
 
     path = cache_path(cache_root, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(
-        {"chosen": chosen.contiguous(), "rejected": rejected.contiguous()},
-        str(tmp),
-        metadata={"model": model, "backbone_precision": precision, "logsoftmax_precision": "float32"},
-    )
+    metadata = {
+        "model": model,
+        "backbone_precision": precision,
+        "head_matmul_dtype": head_matmul_dtype or HEAD_MATMUL_DTYPES.get(precision, precision),
+        "logsoftmax_precision": "float32",
+        "logprob_method": LOGPROB_METHOD,
+    }
+    save_file({"chosen": chosen.contiguous(), "rejected": rejected.contiguous()}, str(tmp), metadata=metadata)
     os.replace(tmp, path)
     return path
 
