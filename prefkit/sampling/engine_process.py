@@ -76,7 +76,7 @@ class EngineProcess:
             raise self._exited() from None
         self.busy = False
         if status == "error":
-            raise value
+            raise rebuild_error(*value)
         return value
 
     def _exited(self) -> ModelError:
@@ -114,12 +114,26 @@ def build(factory: str, args: tuple, kwargs: dict) -> Any:
     return getattr(importlib.import_module(module_name), attribute)(*args, **kwargs)
 
 
+def rebuild_error(error_class: type[BaseException], args: tuple, state: dict) -> BaseException:
+    """The child's exception, rebuilt without calling its `__init__` (whose signature may differ from its
+    `args`, e.g. PromptTooLongError(index, num_tokens, max_model_len)), attributes included."""
+    error = error_class.__new__(error_class)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 def reply_safely(connection: Connection, status: str, value: Any) -> None:
-    """Send a reply; an unpicklable error travels as a ModelError with its text."""
+    """Send a reply; an error travels as (class, args, attributes), or as a ModelError with its text when
+    those (or a result) cannot be pickled (e.g. an exception holding a lock or a C object)."""
+    if status == "error":
+        value = (value.__class__, value.args, dict(vars(value)))
     try:
         payload = pickle.dumps((status, value))
-    except Exception:  # e.g. an exception holding a lock or a C object
-        payload = pickle.dumps(("error", ModelError(f"{value.__class__.__name__}: {value}")))
+    except Exception as error:
+        what = f"{value[0].__name__}: {value[1][0] if value[1] else ''}" if status == "error" else str(error)
+        substitute = ModelError(f"the engine process could not send its reply ({what})")
+        payload = pickle.dumps(("error", (ModelError, substitute.args, dict(vars(substitute)))))
     connection.send_bytes(payload)
 
 

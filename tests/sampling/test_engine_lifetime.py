@@ -52,7 +52,10 @@ time.sleep(120)
 def start_owner(code: str) -> tuple[subprocess.Popen, int]:
     """Run `code` in a fresh interpreter; return it and the child pid it prints."""
     owner = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     line = owner.stdout.readline()
     assert line.strip().isdigit(), owner.stderr.read()
@@ -109,6 +112,22 @@ def test_engine_process_answers_calls_and_relays_errors():
     finally:
         engine.close()
     assert wait_gone(engine.pid, timeout=1.0)
+
+
+def test_an_error_keeps_its_class_and_attributes_across_the_process_boundary():
+    from multiprocessing import Pipe
+
+    from prefkit.sampling.engine_process import rebuild_error, reply_safely
+    from prefkit.sampling.prompt_tokens import PromptTooLongError
+
+    child_end, owner_end = Pipe()
+    # its __init__ takes (index, num_tokens, max_model_len), not the message pickle would pass it
+    reply_safely(child_end, "error", PromptTooLongError(1, 600, 512))
+    status, details = owner_end.recv()
+    error = rebuild_error(*details)
+    assert status == "error" and isinstance(error, PromptTooLongError)
+    assert (error.index, error.num_tokens, error.max_model_len, error.field) == (1, 600, 512, "prompt")
+    assert str(error) == str(PromptTooLongError(1, 600, 512))
 
 
 def test_an_engine_that_cannot_be_built_raises_its_error_and_leaves_no_process(tmp_path):
