@@ -26,8 +26,9 @@ from prefkit.plugins import construct_plugin
 from prefkit.sampling.base import Sampler
 from prefkit.sampling.options import SamplerOptions
 
-# config.json keys that name or date a checkpoint without changing the model
-UNCOMPARED_CONFIG_KEYS = {"_name_or_path", "transformers_version", "architectures_source"}
+# keys that name, date or record the loading of a checkpoint without changing the model or tokenizer
+# (transformers adds is_local/local_files_only to a tokenizer_config.json it saves again)
+UNCOMPARED_KEYS = {"_name_or_path", "name_or_path", "transformers_version", "is_local", "local_files_only"}
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -73,18 +74,24 @@ def wants_reuse(setting: str, on_gpu: bool) -> bool:
     return setting == "on" or (setting == "auto" and on_gpu)
 
 
-def file_digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+def file_identity(path: Path) -> Any:
+    """A file's content for comparison: a JSON object less UNCOMPARED_KEYS, else its sha256; None if absent."""
+    if not path.exists():
+        return None
+    if path.suffix == ".json":
+        content = json.loads(path.read_text())
+        if isinstance(content, dict):
+            return {key: value for key, value in content.items() if key not in UNCOMPARED_KEYS}
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def model_identity(folder: Path) -> dict[str, Any]:
-    """What must match for an in-place reload: the config (less its name), the generation config (vLLM
-    takes EOS tokens and defaults from it) and the tokenizer files."""
-    config = json.loads((folder / "config.json").read_text())
+    """What must match for an in-place reload: the config, the generation config (vLLM takes EOS tokens
+    and defaults from it) and the tokenizer files."""
     return {
-        "config": {key: value for key, value in config.items() if key not in UNCOMPARED_CONFIG_KEYS},
-        "generation_config": file_digest(folder / "generation_config.json"),
-        "tokenizer": {name: file_digest(folder / name) for name in TOKENIZER_FILES},
+        "config": file_identity(folder / "config.json"),
+        "generation_config": file_identity(folder / "generation_config.json"),
+        "tokenizer": {name: file_identity(folder / name) for name in TOKENIZER_FILES},
     }
 
 

@@ -78,6 +78,11 @@ def test_a_checkpoint_with_the_same_architecture_and_tokenizer_can_be_reloaded(c
     first, second = checkpoint_pair
     config = json.loads((second / "config.json").read_text())
     (second / "config.json").write_text(json.dumps(config | {"_name_or_path": "elsewhere"}))
+    # what transformers adds when it saves a tokenizer it loaded (the trainer's checkpoints)
+    (first / "tokenizer_config.json").write_text('{"model_max_length": 512}')
+    (second / "tokenizer_config.json").write_text(
+        '{"model_max_length": 512, "is_local": true, "local_files_only": false}'
+    )
     assert reload_blocker(first, second) is None
 
 
