@@ -33,6 +33,16 @@ CLOSE_GRACE_SECONDS = 30.0  # an idle engine shuts down in well under this
 TERMINATE_GRACE_SECONDS = 15.0
 
 
+def free_cached_gpu_memory() -> None:
+    """Hand memory this process cached on the GPU (e.g. after training) back before an engine needs it."""
+    import gc
+
+    torch = sys.modules.get("torch")  # not imported: nothing of this process is on a GPU
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
 class EngineProcess:
     """One engine in a child process: `call(method, *args, **kwargs)`, `close()`; `info` holds the
     attributes the engine published at start (e.g. `max_model_len`)."""
@@ -40,6 +50,7 @@ class EngineProcess:
     def __init__(self, factory: str, *args: Any, published: tuple[str, ...] = (), **kwargs: Any) -> None:
         """Start the child and build `factory(*args, **kwargs)` there ('module:attribute'); publish the
         named attributes of the built object in `info`. Raises what the factory raised."""
+        free_cached_gpu_memory()
         ours, theirs = socket.socketpair()
         from_main_thread = threading.current_thread() is threading.main_thread()
         command = [sys.executable, "-m", __name__, str(theirs.fileno()), str(os.getpid())]

@@ -24,6 +24,7 @@ from typing import Any
 from prefkit.errors import PrefkitError
 from prefkit.plugins import construct_plugin
 from prefkit.sampling.base import Sampler
+from prefkit.sampling.engine_process import free_cached_gpu_memory
 from prefkit.sampling.options import SamplerOptions
 
 # keys that name, date or record the loading of a checkpoint without changing the model or tokenizer
@@ -117,17 +118,6 @@ def engine_key(backend: str, options: SamplerOptions) -> tuple:
     return backend, tuple(sorted(options.model_dump(exclude=set(REUSE_INDEPENDENT_OPTIONS)).items()))
 
 
-def free_cached_gpu_memory() -> None:
-    """Hand memory this process cached on the GPU (e.g. after training) back before an engine needs it."""
-    import gc
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        gc.collect()
-        torch.cuda.empty_cache()
-
-
 class EngineKeeper:
     """Holds at most one sleeping vLLM sampler between the sample stages of one process."""
 
@@ -145,6 +135,7 @@ class EngineKeeper:
         if self.sampler is not None:
             note = "other engine settings" if key != self.key else reload_blocker(self.location, location)
             if note is None:
+                free_cached_gpu_memory()  # the engine wakes up into memory training just used
                 try:
                     seconds = self.sampler.reload_weights(location)
                 except PrefkitError as error:  # the engine refused the weights: start over
@@ -202,7 +193,6 @@ def open_sampler(backend: str, options: SamplerOptions, location: str) -> tuple[
     a fresh one (closed by `release_sampler`)."""
     from prefkit.sampling.vllm_backend import cuda_available
 
-    free_cached_gpu_memory()
     keeper = KEEPER.get()
     if keeper is not None and backend == "vllm" and wants_reuse(options.engine_reuse, cuda_available()):
         return keeper.acquire(backend, options, location)
