@@ -90,15 +90,9 @@ class VLLMRewardScorer:
     next stage."""
 
     def __init__(
-        self,
-        model: str,
-        *,
-        dtype: str = "auto",
-        max_length: int | None = 2048,
-        trust_remote_code: bool = False,
-        gpu_memory_utilization: float | None = None,
-        tensor_parallel_size: int = 1,
+        self, model: str, *, max_length: int | None = 2048, trust_remote_code: bool = False, **engine_options
     ) -> None:
+        """`engine_options`: the other keyword arguments of `VLLMPoolingEngine` (dtype, ...)."""
         from transformers import AutoConfig, AutoTokenizer
 
         from prefkit.sampling.engine_process import EngineProcess
@@ -113,11 +107,9 @@ class VLLMRewardScorer:
         self.engine = EngineProcess(
             f"{__name__}:VLLMPoolingEngine",
             location,
-            dtype=dtype,
             max_length=max_length,
             trust_remote_code=trust_remote_code,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
+            **engine_options,
         )
 
     def scores(self, texts: Sequence[str], *, add_special_tokens: bool, stats: ScoringStats) -> list[float]:
