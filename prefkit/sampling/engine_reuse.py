@@ -126,7 +126,6 @@ class EngineKeeper:
         self.key: tuple | None = None
         self.location: str | None = None
         self.fresh_seconds: float | None = None
-        self.starts: list[EngineStart] = []
 
     def acquire(self, backend: str, options: SamplerOptions, location: str) -> tuple[Sampler, EngineStart]:
         """The kept engine with `location`'s weights loaded, or a fresh engine (kept from now on)."""
@@ -142,7 +141,7 @@ class EngineKeeper:
                     note = f"reload failed: {error}"
                 else:
                     self.location = location
-                    return self.sampler, self._record(EngineStart("reloaded", seconds, self.fresh_seconds))
+                    return self.sampler, EngineStart("reloaded", seconds, self.fresh_seconds)
             self.close()
         from prefkit.sampling.vllm_backend import VLLMSampler
 
@@ -150,11 +149,7 @@ class EngineKeeper:
         self.sampler = VLLMSampler(location, options, sleepable=True)
         self.key, self.location = key, location
         self.fresh_seconds = time.perf_counter() - started
-        return self.sampler, self._record(EngineStart("fresh", self.fresh_seconds, note=note))
-
-    def _record(self, start: EngineStart) -> EngineStart:
-        self.starts.append(start)
-        return start
+        return self.sampler, EngineStart("fresh", self.fresh_seconds, note=note)
 
     def release(self, sampler: Sampler) -> bool:
         """Put the kept engine to sleep until the next round (True), or say it is not the kept one."""
@@ -167,6 +162,7 @@ class EngineKeeper:
         return True
 
     def close(self) -> None:
+        """Stop the kept engine (its process exits)."""
         sampler, self.sampler = self.sampler, None
         if sampler is not None:
             sampler.close()

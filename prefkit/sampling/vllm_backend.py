@@ -103,7 +103,10 @@ class VLLMEngine:
         """Free the engine's GPU memory (weights and KV cache: vLLM sleep level 2) until `reload_weights`;
         a no-op for an engine started without sleep mode (on CPU there is none)."""
         if self.sleepable and not self.asleep:
-            self.llm.sleep(level=2)
+            try:
+                self.llm.sleep(level=2)
+            except Exception as error:  # the owner then closes the engine instead
+                raise ModelError(f"vLLM could not put the engine to sleep: {error}") from None
             self.asleep = True
 
     def reload_weights(self, model: str) -> float:
@@ -111,17 +114,20 @@ class VLLMEngine:
         it first); return the seconds it took. The caller checks the two are compatible."""
         started = time.perf_counter()
         location = resolve_model(model)
-        if self.asleep:
-            self.llm.wake_up(tags=["weights"])
-        # level-2 sleep leaves the weights' memory uninitialised: always load them from disk
-        # (vLLM issue #29341; TRL's colocate mode does the same)
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": location})
-        if not cuda_available():
-            refresh_cpu_packed_heads(self.llm)
-        if self.asleep:
-            self.llm.wake_up(tags=["kv_cache"])
-            self.asleep = False
-        self.llm.reset_prefix_cache()  # cached prefixes hold keys and values of the old weights
+        try:
+            if self.asleep:
+                self.llm.wake_up(tags=["weights"])
+            # level-2 sleep leaves the weights' memory uninitialised: always load them from disk
+            # (vLLM issue #29341; TRL's colocate mode does the same)
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": location})
+            if not cuda_available():
+                refresh_cpu_packed_heads(self.llm)
+            if self.asleep:
+                self.llm.wake_up(tags=["kv_cache"])
+                self.asleep = False
+            self.llm.reset_prefix_cache()  # cached prefixes hold keys and values of the old weights
+        except Exception as error:  # any vLLM failure here means: start a fresh engine instead
+            raise ModelError(f"vLLM could not load the weights in place: {error}", file=location) from None
         return time.perf_counter() - started
 
     def close(self) -> None:
