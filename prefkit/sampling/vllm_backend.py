@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from prefkit.conversation import Prompt
@@ -34,12 +35,17 @@ def import_vllm():
     return vllm
 
 
-class VLLMSampler:
-    """k completions per prompt with `vllm.LLM.generate` (one engine, reused across calls)."""
+class VLLMEngine:
+    """k completions per prompt with `vllm.LLM.generate`, in this process (one engine, reused across calls).
+
+    `VLLMSampler` runs one of these in a child process; use this class directly only where the process
+    ends with the engine (a script, a benchmark). `sleepable=True` starts the engine with vLLM's sleep
+    mode on a GPU, so `sleep()` can free its memory between uses.
+    """
 
     name = "vllm"
 
-    def __init__(self, model: str, options: SamplerOptions | None = None) -> None:
+    def __init__(self, model: str, options: SamplerOptions | None = None, *, sleepable: bool = False) -> None:
         self.options = options or SamplerOptions()
         if not cuda_available():
             use_cpu_engine_defaults()
@@ -54,8 +60,13 @@ class VLLMSampler:
         location = resolve_model(model)
         check_cpu_head_size(location)
         self.tokenizer = load_tokenizer(location, trust_remote_code=self.options.trust_remote_code)
+        self.sleepable = sleepable and cuda_available()  # vLLM's CPU worker has no sleep mode
+        self.asleep = False
+        arguments = engine_arguments(location, self.options) | (
+            {"enable_sleep_mode": True} if self.sleepable else {}
+        )
         try:
-            self.llm = vllm.LLM(**engine_arguments(location, self.options))
+            self.llm = vllm.LLM(**arguments)
         except (ValueError, RuntimeError) as error:  # config validation and engine start-up failures
             raise ModelError(f"vLLM could not start: {engine_error_summary(error)}", file=location) from None
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
@@ -88,6 +99,37 @@ class VLLMSampler:
             for result in outputs
         ]
 
+    def sleep(self) -> None:
+        """Free the engine's GPU memory (weights and KV cache: vLLM sleep level 2) until `reload_weights`;
+        a no-op for an engine started without sleep mode (on CPU there is none)."""
+        if self.sleepable and not self.asleep:
+            try:
+                self.llm.sleep(level=2)
+            except Exception as error:  # the owner then closes the engine instead
+                raise ModelError(f"vLLM could not put the engine to sleep: {error}") from None
+            self.asleep = True
+
+    def reload_weights(self, model: str) -> float:
+        """Load another checkpoint of the same architecture and tokenizer into the running engine (waking
+        it first); return the seconds it took. The caller checks the two are compatible."""
+        started = time.perf_counter()
+        location = resolve_model(model)
+        try:
+            if self.asleep:
+                self.llm.wake_up(tags=["weights"])
+            # level-2 sleep leaves the weights' memory uninitialised: always load them from disk
+            # (vLLM issue #29341; TRL's colocate mode does the same)
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": location})
+            if not cuda_available():
+                refresh_cpu_packed_heads(self.llm)
+            if self.asleep:
+                self.llm.wake_up(tags=["kv_cache"])
+                self.asleep = False
+            self.llm.reset_prefix_cache()  # cached prefixes hold keys and values of the old weights
+        except Exception as error:  # any vLLM failure here means: start a fresh engine instead
+            raise ModelError(f"vLLM could not load the weights in place: {error}", file=location) from None
+        return time.perf_counter() - started
+
     def close(self) -> None:
         """Shut the engine down so its memory (and worker processes) are released."""
         llm, self.llm = getattr(self, "llm", None), None
@@ -98,6 +140,67 @@ class VLLMSampler:
             if callable(shutdown):
                 shutdown()
                 return
+
+
+class VLLMSampler:
+    """The `vllm` sampler: a `VLLMEngine` in a child process (see `prefkit.sampling.engine_process`), so
+    closing it gives the device back before the next stage (training) needs it."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, options: SamplerOptions | None = None, *, sleepable: bool = False) -> None:
+        from prefkit.sampling.engine_process import EngineProcess
+
+        self.options = options or SamplerOptions()
+        self.model = model
+        self.engine = EngineProcess(
+            f"{__name__}:VLLMEngine", model, self.options, sleepable=sleepable, published=("max_model_len",)
+        )
+        self.max_model_len: int = self.engine.info["max_model_len"]
+        self.start_seconds = self.engine.started_seconds
+
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        """Return `params.n` completions for each prompt, in order."""
+        return self.engine.call("generate", prompts, params)
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory until the next `reload_weights` (no-op on CPU)."""
+        self.engine.call("sleep")
+
+    def reload_weights(self, model: str) -> float:
+        """Load `model`'s weights (same architecture and tokenizer) into the running engine; seconds taken."""
+        seconds = self.engine.call("reload_weights", model)
+        self.model = model
+        return seconds
+
+    def close(self) -> None:
+        """Stop the engine process; when this returns it has exited and its memory is free."""
+        engine, self.engine = getattr(self, "engine", None), None
+        if engine is not None:
+            engine.close()
+
+
+def refresh_cpu_packed_heads(llm) -> None:
+    """Re-pack the output head after an in-place reload on CPU.
+
+    vLLM's CPU backend packs each weight into a kernel handle once loaded. Its in-place reload re-packs the
+    layers it loads, but a head tied to the input embeddings is not loaded by name, so it kept the handle
+    packed from the old embeddings (the reloaded engine then sampled from the old head: found by comparing
+    a reloaded engine with a fresh one). Packing the head again from its (shared, reloaded) weight fixes it.
+    """
+
+    def repack(model) -> int:
+        from vllm.model_executor.layers.vocab_parallel_embedding import UnquantizedEmbeddingMethod
+
+        repacked = 0
+        for module in model.modules():
+            method = getattr(module, "quant_method", None)
+            if isinstance(method, UnquantizedEmbeddingMethod) and hasattr(module, "cpu_linear"):
+                method.process_weights_after_loading(module)
+                repacked += 1
+        return repacked
+
+    llm.apply_model(repack)
 
 
 def cuda_available() -> bool:
@@ -135,7 +238,10 @@ def engine_arguments(location: str, options: SamplerOptions) -> dict:
         "trust_remote_code": options.trust_remote_code,
         "tensor_parallel_size": options.tensor_parallel_size,
         "pipeline_parallel_size": options.pipeline_parallel_size,
-        "gpu_memory_utilization": options.gpu_memory_utilization or default_memory_utilization(),
+        # vLLM refuses to start when the share asked for is not free (the stage's own process may still
+        # hold memory on a GPU shared by the stages): by default take what is free, at most 0.9
+        "gpu_memory_utilization": options.gpu_memory_utilization
+        or default_memory_utilization(measure_gpu=True),
         # on CPU, compiled graphs start slowly and break seeded sampling ("CPU Generator does not use offset")
         "enforce_eager": options.enforce_eager or on_cpu,
     }

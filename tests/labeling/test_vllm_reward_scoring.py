@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import psutil
 import pytest
 
 from prefkit.errors import ConfigError
@@ -40,11 +41,14 @@ def test_vllm_pooling_scores_equal_transformers(pooling_reward_model, tmp_path):
     completions = [row["completions"] for row in SENTIMENT_ROWS]
     reference = RewardModelLabeler(str(pooling_reward_model), dtype="float32").score(prompts, completions)
     pooled = RewardModelLabeler(str(pooling_reward_model), dtype="float32", engine="vllm")
+    engine_process = psutil.Process(pooled.vllm_scorer.engine.pid)
     try:
         scores = pooled.score(prompts, completions)
         assert pooled.usage()["samples"] == sum(len(row) for row in completions)
     finally:
         pooled.close()
+    # the engine ran in a child process that has exited: its memory is free for the next stage
+    assert not engine_process.is_running() or engine_process.status() == psutil.STATUS_ZOMBIE
     flat = [s for row in scores for s in row]
     expected = [s for row in reference for s in row]
     assert len(set(round(s, 4) for s in expected)) > 3  # the scores differ, so equality means something

@@ -33,10 +33,18 @@ def test_a_key_given_in_its_section_wins_over_the_flat_one():
 
 def test_fingerprinted_values_keep_the_flat_shape():
     values = SampleConfig(model="m", stop=["x"]).flat_values()
-    assert set(values) == FLAT_KEYS and values["stop"] == ["x"]
+    assert set(values) == FLAT_KEYS | {"engine_reuse"} and values["stop"] == ["x"]
     assert "gpu_memory_utilization" not in SampleConfig(model="m").flat_values(
         exclude=("gpu_memory_utilization",)
     )
+
+
+def test_the_stage_fingerprint_leaves_out_memory_and_engine_reuse():
+    from prefkit.sampling.stage import NOT_FINGERPRINTED
+
+    # what earlier versions fingerprinted: their finished artifacts still resume as no-ops
+    fingerprinted = SampleConfig(model="m").flat_values(exclude=NOT_FINGERPRINTED)
+    assert set(fingerprinted) == FLAT_KEYS - {"gpu_memory_utilization"}
 
 
 def test_each_shard_gets_its_own_seed_and_the_engine_the_run_seed():

@@ -41,22 +41,28 @@ def sampled(vllm_sampler):
     return vllm_sampler.generate(PROMPTS, SamplingParams(n=2, max_new_tokens=16, seed=3, logprobs=True))
 
 
-def test_n_completions_per_prompt_with_token_counts(vllm_sampler, sampled):
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from prefkit.models import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+def test_n_completions_per_prompt_with_token_counts(sampled, tokenizer):
     assert [len(row) for row in sampled] == [2, 2, 2]
     for row in sampled:
         assert row[0].token_ids != row[1].token_ids
         for completion in row:
             assert 1 <= completion.num_tokens == len(completion.token_ids) <= 16
             assert completion.finish_reason in ("stop", "length")
-            decoded = vllm_sampler.tokenizer.decode(list(completion.token_ids), skip_special_tokens=True)
+            decoded = tokenizer.decode(list(completion.token_ids), skip_special_tokens=True)
             # vLLM's incremental detokenizer holds back an unfinished UTF-8 character at the very end
             assert decoded.startswith(completion.text)
             assert set(decoded[len(completion.text) :]) <= {"\ufffd"}
 
 
-def test_logprobs_match_transformers_on_the_same_completions(vllm_sampler, sampled, tiny_model_dir):
+def test_logprobs_match_transformers_on_the_same_completions(sampled, tokenizer, tiny_model_dir):
     model = load_causal_lm(str(tiny_model_dir), dtype="float32", device="cpu")
-    tokenizer = vllm_sampler.tokenizer
     pairs = [
         (encode_prompt(tokenizer, prompt, None), list(completion.token_ids))
         for prompt, row in zip(PROMPTS, sampled, strict=True)
