@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from prefkit.config import field_from
 from prefkit.evaluation.config import EvalConfig
-from prefkit.ingest import resolve_prompts
 from prefkit.labeling.config import LabelConfig
 from prefkit.progress import say
 from prefkit.sampling.options import SampleConfig, SamplingParams
@@ -108,6 +107,7 @@ class DemoConfig(BaseModel):
 def run_demo(config: DemoConfig, out: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:
     """Run sample -> label -> train -> eval; return one row per model (before, after)."""
     from prefkit.evaluation.stage import evaluate
+    from prefkit.ingest import resolve_prompts
     from prefkit.labeling.stage import label
     from prefkit.models import resolve_model
     from prefkit.report import build_report
