@@ -1,18 +1,21 @@
-"""Collect the wheels vLLM needs on the offline GPU machine that its image does not already have.
+"""Collect the wheels that vLLM, prefkit and the GPU check need on the offline GPU machine and its image lacks.
 
-    python3 benchmarks/gpu/collect_wheels.py vllm==0.20.0 --out .gpu/wheels
+    python3 benchmarks/gpu/collect_wheels.py dist/prefkit-0.1.0-py3-none-any.whl vllm==0.20.0 trl==1.16.0 --out .gpu/wheels
 
-A breadth-first walk over Requires-Dist (markers evaluated for CPython 3.12 on Linux x86_64, extras
-skipped): a requirement whose project the GPU image already holds (gpu_image_packages.txt) is not
-followed, the torch family never is (vllm pins the torch the image has), anything else is downloaded
-with `pip download --no-deps` for that interpreter and its own requirements are walked in turn. pip's
-full resolver cannot be used here: it insists on resolving torch's CUDA wheels for this platform.
+A breadth-first walk over Requires-Dist from the roots given (a requirement or a local wheel file; markers
+evaluated for CPython 3.12 on Linux x86_64, extras skipped): a requirement whose project the GPU image
+already holds (gpu_image_packages.txt) is not followed, the torch family never is (vllm pins the torch the
+image has), anything else is downloaded with `pip download --no-deps` for that interpreter and its own
+requirements are walked in turn. A project is downloaded once, for the first requirement that names it;
+a later requirement its version does not satisfy fails the walk with both named. pip's full resolver
+cannot be used here: it insists on resolving torch's CUDA wheels for this platform.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,6 +23,7 @@ from collections import deque
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 HERE = Path(__file__).resolve().parent
 NEVER = {"torch", "torchaudio", "torchvision", "triton"}
@@ -94,6 +98,10 @@ def download(requirement: str, out: Path) -> Path:
     )
 
 
+def wheel_version(wheel: Path) -> Version:
+    return Version(wheel.name.split("-")[1])
+
+
 def requirements_of(wheel: Path) -> list[Requirement]:
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
@@ -109,7 +117,7 @@ def requirements_of(wheel: Path) -> list[Requirement]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="e.g. vllm==0.20.0")
+    parser.add_argument("roots", nargs="+", help="requirements (vllm==0.20.0) or local wheel files")
     parser.add_argument("--out", type=Path, default=Path(".gpu/wheels"))
     parser.add_argument(
         "--with-optional", action="store_true", help="also carry flashinfer, cutlass, tilelang"
@@ -121,20 +129,35 @@ def main() -> int:
         for line in (HERE / "gpu_image_packages.txt").read_text().splitlines()
         if line.strip()
     }
-    queue, seen = deque([Requirement(args.root)]), set()
+    skipped = NEVER | (set() if args.with_optional else OPTIONAL)
+    queue = deque(Requirement(root) for root in args.roots if not root.endswith(".whl"))
+    chosen: dict[str, Version] = {}
+    conflicts: list[str] = []
+    for root in args.roots:
+        if root.endswith(".whl"):  # a local wheel (prefkit built from the checkout): carried as it is
+            wheel = Path(shutil.copy(root, args.out))
+            chosen[norm(wheel.name.split("-")[0])] = wheel_version(wheel)
+            print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB, local)", flush=True)
+            queue.extend(requirements_of(wheel))  # after the named roots: their pins come first
+    roots = {norm(Requirement(r).name) for r in args.roots if not r.endswith(".whl")}
     while queue:
         requirement = queue.popleft()
         name = norm(requirement.name)
-        skipped = NEVER | (set() if args.with_optional else OPTIONAL)
-        if name in seen or name in skipped or (name in present and name != norm(Requirement(args.root).name)):
+        if name in chosen:
+            if not requirement.specifier.contains(chosen[name], prereleases=True):
+                conflicts.append(f"{name} {chosen[name]} does not satisfy '{requirement}'")
             continue
-        seen.add(name)
+        if name in skipped or (name in present and name not in roots):
+            continue
         wheel = download(str(requirement).split(";")[0], args.out)
+        chosen[name] = wheel_version(wheel)
         print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB)", flush=True)
         queue.extend(requirements_of(wheel))
     total = sum(p.stat().st_size for p in args.out.glob("*.whl")) / 1e6
-    print(f"{len(seen)} wheels, {total:.0f} MB in {args.out}")
-    return 0
+    print(f"{len(list(args.out.glob('*.whl')))} wheels, {total:.0f} MB in {args.out}")
+    for conflict in conflicts:
+        print(f"conflict: {conflict}", file=sys.stderr)
+    return 1 if conflicts else 0
 
 
 if __name__ == "__main__":
