@@ -241,7 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         set_id, folder, missing = gather(args.sources, args.stash, args.out)
-    except (FileNotFoundError, ValueError) as error:
+    except FileNotFoundError:
+        where = ", ".join(str(source) for source in [*args.sources, args.stash])
+        print(
+            f"parts: none in {where}; build them with `check.sh prepare` where PyPI is reachable",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as error:
         print(f"parts: {error}", file=sys.stderr)
         return 2
     if missing:
