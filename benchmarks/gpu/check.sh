@@ -218,8 +218,9 @@ run_check() {
     reward=(--completions 16 --words 20)
     round=(--prompts 8 --heldout 4 --n 2 --max-new-tokens 16 --batch-size 4)
   else
-    sampling=(--num-prompts 256 --n 4 --max-new-tokens 256 --batch-size 64 --max-model-len 2048)
-    smollm2=(--num-prompts 64 --n 4 --max-new-tokens 128 --batch-size 64 --max-model-len 2048)
+    # transformers at prefkit's default batch (16 prompts per generate call), as `prefkit sample` runs it
+    sampling=(--num-prompts 256 --n 4 --max-new-tokens 256 --max-model-len 2048)
+    smollm2=(--num-prompts 64 --n 4 --max-new-tokens 128 --max-model-len 2048)
     reward=(--completions 4096 --words 200 --batch-size 64)
     round=(--prompts "${ROUND_PROMPTS:-256}" --heldout 128 --n 4 --max-new-tokens "${ROUND_TOKENS:-256}" --batch-size 8)
   fi

@@ -54,7 +54,7 @@ def sampling_result(data: dict) -> str:
     return (
         f"{shape.get('num_prompts')} prompts x {shape.get('n')} x {shape.get('max_new_tokens')} tokens: "
         f"vLLM {number(fast['tokens_per_second'])} tok/s (load {fast['load_seconds']} s), "
-        f"transformers {number(slow['tokens_per_second'])} tok/s; {ratio:.2f}x "
+        f"transformers {number(slow['tokens_per_second'])} tok/s (batch {shape.get('batch_size')}); {ratio:.2f}x "
         f"({target} the {SAMPLING_TARGET:g}x target)"
     )
 
@@ -112,19 +112,29 @@ TRAIN_ROW = re.compile(
 
 
 def train_result(data: dict) -> tuple[str, str]:
-    """One line for the training benchmark, and its peak memory: the first (prefkit) row against TRL's."""
-    rows = data.get("results") or []
-    if not rows or "pairs_per_s" not in rows[0]:
-        raise RowError(f"no results with pairs_per_s in train.json (keys: {sorted(data)})")
-    ours = rows[0]
-    parts = [f"{ours['trainer']} {ours['pairs_per_s']:.2f} pairs/s"]
-    for other in rows[1:]:
-        if str(other.get("trainer", "")).startswith("trl"):
-            parts.append(
-                f"{other['trainer']} {other['pairs_per_s']:.2f} ({ours['pairs_per_s'] / other['pairs_per_s']:.2f}x)"
-            )
-    peak = ours.get("peak_memory_mb")
-    return "; ".join(parts), (f"{peak / 1024:.1f} GiB" if peak is not None else "")
+    """One line for the training benchmark and its peak memory: prefkit's fastest row against TRL's fastest.
+
+    Reads `rows` (benchmarks/train.py --out: name, trainer prefkit/trl, pairs_per_s, mfu, peak_memory_mb,
+    oom, failed) or `results` (read from the table an older train.py prints)."""
+    rows = data.get("rows") or data.get("results") or []
+    ran = [row for row in rows if not row.get("oom") and not row.get("failed") and "pairs_per_s" in row]
+    for row in ran:
+        row.setdefault("name", row.get("trainer"))
+    ours = [row for row in ran if not str(row["name"]).startswith("trl")]
+    theirs = [row for row in ran if str(row["name"]).startswith("trl")]
+    if not ours:
+        raise RowError(f"no prefkit row with pairs_per_s in train.json ({len(rows)} rows)")
+    best = max(ours, key=lambda row: row["pairs_per_s"])
+    text = (
+        f"{len(ran)} of {len(rows)} rows ran; prefkit best: {best['name']} {best['pairs_per_s']:.2f} pairs/s"
+    )
+    if best.get("mfu") is not None:
+        text += f" (MFU {100 * best['mfu']:.1f} %)"
+    if theirs:
+        trl = max(theirs, key=lambda row: row["pairs_per_s"])
+        text += f"; TRL best: {trl['name']} {trl['pairs_per_s']:.2f} ({best['pairs_per_s'] / trl['pairs_per_s']:.2f}x)"
+    peak = best.get("peak_memory_mb")
+    return text, (f"{peak / 1024:.1f} GiB" if peak is not None else "")
 
 
 def train_from_log(log: Path) -> dict:

@@ -16,7 +16,7 @@ def write_status(logs, step, rc=0, **extra):
 
 def sampling_json(vllm_rate: float, transformers_rate: float) -> dict:
     return {
-        "arguments": {"num_prompts": "256", "n": "4", "max_new_tokens": "256"},
+        "arguments": {"num_prompts": "256", "n": "4", "max_new_tokens": "256", "batch_size": "16"},
         "results": [
             {"backend": "transformers", "tokens_per_second": transformers_rate, "load_seconds": 3.0},
             {"backend": "vllm", "tokens_per_second": vllm_rate, "load_seconds": 40.0},
@@ -40,7 +40,7 @@ def test_rows_in_step_order_with_failures_and_skips_named(tmp_path):
     models, sampling, smollm2, reward = rows
     assert models["status"] == "failed" and "models.json was not written" in models["result"]
     assert sampling["status"] == "ok" and sampling["seconds"] == 12.5
-    assert "12.50x (meets the 10x target)" in sampling["result"]  # 20,000 / 1,600
+    assert "1,600 tok/s (batch 16); 12.50x (meets the 10x target)" in sampling["result"]  # 20,000 / 1,600
     assert smollm2["status"] == "skipped" and smollm2["result"] == "SmolLM2 weights not present"
     assert reward["status"] == "failed" and reward["result"] == "timed out; see reward-scoring.log"
     assert report.main([str(tmp_path)]) == 1
@@ -93,5 +93,39 @@ def test_the_printed_training_table_is_read_when_train_json_is_missing(tmp_path)
     )
     (row,) = report.collect(tmp_path)
     assert row["status"] == "ok"
-    assert row["result"] == "prefkit dpo (shared_prefix) 12.50 pairs/s; trl DPOTrainer 5.00 (2.50x)"
+    assert row["result"] == (
+        "2 of 2 rows ran; prefkit best: prefkit dpo (shared_prefix) 12.50 pairs/s; "
+        "TRL best: trl DPOTrainer 5.00 (2.50x)"
+    )
     assert row["peak"] == "29.3 GiB"
+
+
+def test_train_json_rows_fastest_prefkit_against_fastest_trl(tmp_path):
+    write_status(tmp_path, "train")
+    rows = [
+        {
+            "name": "prefkit separate",
+            "trainer": "prefkit",
+            "pairs_per_s": 10.0,
+            "mfu": 0.3,
+            "peak_memory_mb": 40960,
+        },
+        {
+            "name": "prefkit shared_prefix",
+            "trainer": "prefkit",
+            "pairs_per_s": 14.0,
+            "mfu": 0.42,
+            "peak_memory_mb": 30720,
+        },
+        {"name": "prefkit shared_prefix, largest batch (64)", "trainer": "prefkit", "oom": True},
+        {"name": "trl default (checkpointing, reference in each step)", "trainer": "trl", "pairs_per_s": 4.0},
+        {"name": "trl without checkpointing", "trainer": "trl", "pairs_per_s": 7.0},
+        {"name": "trl precompute_ref_log_probs", "trainer": "trl", "failed": True},
+    ]
+    (tmp_path / "train.json").write_text(json.dumps({"preset": "realistic", "rows": rows}))
+    (row,) = report.collect(tmp_path)
+    assert row["result"] == (
+        "4 of 6 rows ran; prefkit best: prefkit shared_prefix 14.00 pairs/s (MFU 42.0 %); "
+        "TRL best: trl without checkpointing 7.00 (2.00x)"
+    )
+    assert row["peak"] == "30.0 GiB"
