@@ -122,16 +122,17 @@ def train_result(data: dict) -> tuple[str, str]:
         row.setdefault("name", row.get("trainer"))
     ours = [row for row in ran if not str(row["name"]).startswith("trl")]
     theirs = [row for row in ran if str(row["name"]).startswith("trl")]
+    trl = max(theirs, key=lambda row: row["pairs_per_s"]) if theirs else None
+    if trl is not None and trl.get("batch_size") is not None:  # like with like: TRL's batch size
+        ours = [row for row in ours if row.get("batch_size") in (None, trl["batch_size"])]
     if not ours:
         raise RowError(f"no prefkit row with pairs_per_s in train.json ({len(rows)} rows)")
     best = max(ours, key=lambda row: row["pairs_per_s"])
-    text = (
-        f"{len(ran)} of {len(rows)} rows ran; prefkit best: {best['name']} {best['pairs_per_s']:.2f} pairs/s"
-    )
+    batch = f" at batch {best['batch_size']}" if best.get("batch_size") is not None else ""
+    text = f"{len(ran)} of {len(rows)} rows ran; prefkit best{batch}: {best['name']} {best['pairs_per_s']:.2f} pairs/s"
     if best.get("mfu") is not None:
         text += f" (MFU {100 * best['mfu']:.1f} %)"
-    if theirs:
-        trl = max(theirs, key=lambda row: row["pairs_per_s"])
+    if trl is not None:
         text += f"; TRL best: {trl['name']} {trl['pairs_per_s']:.2f} ({best['pairs_per_s'] / trl['pairs_per_s']:.2f}x)"
     peak = best.get("peak_memory_mb")
     return text, (f"{peak / 1024:.1f} GiB" if peak is not None else "")

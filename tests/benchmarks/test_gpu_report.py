@@ -108,24 +108,36 @@ def test_train_json_rows_fastest_prefkit_against_fastest_trl(tmp_path):
             "trainer": "prefkit",
             "pairs_per_s": 10.0,
             "mfu": 0.3,
-            "peak_memory_mb": 40960,
+            "batch_size": 8,
         },
         {
             "name": "prefkit shared_prefix",
             "trainer": "prefkit",
             "pairs_per_s": 14.0,
             "mfu": 0.42,
+            "batch_size": 8,
             "peak_memory_mb": 30720,
         },
         {"name": "prefkit shared_prefix, largest batch (64)", "trainer": "prefkit", "oom": True},
-        {"name": "trl default (checkpointing, reference in each step)", "trainer": "trl", "pairs_per_s": 4.0},
-        {"name": "trl without checkpointing", "trainer": "trl", "pairs_per_s": 7.0},
+        {
+            "name": "prefkit shared_prefix, largest batch (32)",
+            "trainer": "prefkit",
+            "pairs_per_s": 30.0,
+            "batch_size": 32,
+        },
+        {
+            "name": "trl default (checkpointing, reference in each step)",
+            "trainer": "trl",
+            "pairs_per_s": 4.0,
+            "batch_size": 8,
+        },
+        {"name": "trl without checkpointing", "trainer": "trl", "pairs_per_s": 7.0, "batch_size": 8},
         {"name": "trl precompute_ref_log_probs", "trainer": "trl", "failed": True},
     ]
     (tmp_path / "train.json").write_text(json.dumps({"preset": "realistic", "rows": rows}))
     (row,) = report.collect(tmp_path)
     assert row["result"] == (
-        "4 of 6 rows ran; prefkit best: prefkit shared_prefix 14.00 pairs/s (MFU 42.0 %); "
+        "5 of 7 rows ran; prefkit best at batch 8: prefkit shared_prefix 14.00 pairs/s (MFU 42.0 %); "
         "TRL best: trl without checkpointing 7.00 (2.00x)"
     )
     assert row["peak"] == "30.0 GiB"
