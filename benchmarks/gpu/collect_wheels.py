@@ -20,6 +20,7 @@ import subprocess
 import sys
 import zipfile
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -115,6 +116,37 @@ def requirements_of(wheel: Path) -> list[Requirement]:
     return found
 
 
+def walk(
+    roots: list[str], out: Path, present: set[str], skipped: set[str], fetch: Callable = download
+) -> list[str]:
+    """Collect the wheels of `roots` and their requirements into `out` (see the module docstring); return
+    the conflicts found: a project's chosen version that a later requirement does not accept."""
+    queue = deque(Requirement(root) for root in roots if not root.endswith(".whl"))
+    chosen: dict[str, Version] = {}
+    conflicts: list[str] = []
+    for root in roots:
+        if root.endswith(".whl"):  # a local wheel (prefkit built from the checkout): carried as it is
+            wheel = Path(shutil.copy(root, out))
+            chosen[norm(wheel.name.split("-")[0])] = wheel_version(wheel)
+            print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB, local)", flush=True)
+            queue.extend(requirements_of(wheel))  # after the named roots: their pins come first
+    named = {norm(Requirement(root).name) for root in roots if not root.endswith(".whl")}
+    while queue:
+        requirement = queue.popleft()
+        name = norm(requirement.name)
+        if name in chosen:
+            if not requirement.specifier.contains(chosen[name], prereleases=True):
+                conflicts.append(f"{name} {chosen[name]} does not satisfy '{requirement}'")
+            continue
+        if name in skipped or (name in present and name not in named):
+            continue
+        wheel = fetch(str(requirement).split(";")[0], out)
+        chosen[name] = wheel_version(wheel)
+        print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB)", flush=True)
+        queue.extend(requirements_of(wheel))
+    return conflicts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", help="requirements (vllm==0.20.0) or local wheel files")
@@ -130,29 +162,7 @@ def main() -> int:
         if line.strip()
     }
     skipped = NEVER | (set() if args.with_optional else OPTIONAL)
-    queue = deque(Requirement(root) for root in args.roots if not root.endswith(".whl"))
-    chosen: dict[str, Version] = {}
-    conflicts: list[str] = []
-    for root in args.roots:
-        if root.endswith(".whl"):  # a local wheel (prefkit built from the checkout): carried as it is
-            wheel = Path(shutil.copy(root, args.out))
-            chosen[norm(wheel.name.split("-")[0])] = wheel_version(wheel)
-            print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB, local)", flush=True)
-            queue.extend(requirements_of(wheel))  # after the named roots: their pins come first
-    roots = {norm(Requirement(r).name) for r in args.roots if not r.endswith(".whl")}
-    while queue:
-        requirement = queue.popleft()
-        name = norm(requirement.name)
-        if name in chosen:
-            if not requirement.specifier.contains(chosen[name], prereleases=True):
-                conflicts.append(f"{name} {chosen[name]} does not satisfy '{requirement}'")
-            continue
-        if name in skipped or (name in present and name not in roots):
-            continue
-        wheel = download(str(requirement).split(";")[0], args.out)
-        chosen[name] = wheel_version(wheel)
-        print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB)", flush=True)
-        queue.extend(requirements_of(wheel))
+    conflicts = walk(args.roots, args.out, present, skipped)
     total = sum(p.stat().st_size for p in args.out.glob("*.whl")) / 1e6
     print(f"{len(list(args.out.glob('*.whl')))} wheels, {total:.0f} MB in {args.out}")
     for conflict in conflicts:
