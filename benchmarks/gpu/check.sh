@@ -42,11 +42,16 @@ say() { printf '[gpu-check] %s\n' "$*" >&2; }
 # --- prepare (network) and install (offline) -----------------------------------------------------------
 
 build_prefkit_wheel() {  # DIR [pip flags]: the checkout as a wheel (its entry points name the plugins)
-  local out=$1
+  local out=$1 source rc=0
   shift
+  # built from a copy: setuptools leaves build/ and prefkit.egg-info/ beside the sources, and an egg-info in
+  # the checkout's root would stand for prefkit (stale entry points) wherever Python runs from there
+  source=$(mktemp -d "${TMPDIR:-/tmp}/prefkit-wheel-source.XXXXXX")
+  cp -r "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/prefkit" "$ROOT/trainers" "$ROOT/evals" "$source/"
   rm -rf "$out" && mkdir -p "$out"
-  "$PYTHON" -m pip wheel -q --no-deps "$@" -w "$out" "$ROOT"
-  ls "$out"/prefkit-*.whl
+  "$PYTHON" -m pip wheel -q --no-deps "$@" -w "$out" "$source" || rc=$?
+  rm -rf "$source"
+  [[ $rc -eq 0 ]] && ls "$out"/prefkit-*.whl
 }
 
 prepare() {
