@@ -1,25 +1,30 @@
-"""Collect the wheels vLLM needs on the offline GPU machine that its image does not already have.
+"""Collect the wheels that vLLM, prefkit and the GPU check need on the offline GPU machine and its image lacks.
 
-    python3 benchmarks/gpu/collect_wheels.py vllm==0.20.0 --out .gpu/wheels
+    python3 benchmarks/gpu/collect_wheels.py dist/prefkit-0.1.0-py3-none-any.whl vllm==0.20.0 trl==1.16.0 --out .gpu/wheels
 
-A breadth-first walk over Requires-Dist (markers evaluated for CPython 3.12 on Linux x86_64, extras
-skipped): a requirement whose project the GPU image already holds (gpu_image_packages.txt) is not
-followed, the torch family never is (vllm pins the torch the image has), anything else is downloaded
-with `pip download --no-deps` for that interpreter and its own requirements are walked in turn. pip's
-full resolver cannot be used here: it insists on resolving torch's CUDA wheels for this platform.
+A breadth-first walk over Requires-Dist from the roots given (a requirement or a local wheel file; markers
+evaluated for CPython 3.12 on Linux x86_64, extras skipped): a requirement whose project the GPU image
+already holds (gpu_image_packages.txt) is not followed, the torch family never is (vllm pins the torch the
+image has), anything else is downloaded with `pip download --no-deps` for that interpreter and its own
+requirements are walked in turn. A project is downloaded once, for the first requirement that names it;
+a later requirement its version does not satisfy fails the walk with both named. pip's full resolver
+cannot be used here: it insists on resolving torch's CUDA wheels for this platform.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 HERE = Path(__file__).resolve().parent
 NEVER = {"torch", "torchaudio", "torchvision", "triton"}
@@ -94,6 +99,10 @@ def download(requirement: str, out: Path) -> Path:
     )
 
 
+def wheel_version(wheel: Path) -> Version:
+    return Version(wheel.name.split("-")[1])
+
+
 def requirements_of(wheel: Path) -> list[Requirement]:
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
@@ -107,9 +116,40 @@ def requirements_of(wheel: Path) -> list[Requirement]:
     return found
 
 
+def walk(
+    roots: list[str], out: Path, present: set[str], skipped: set[str], fetch: Callable = download
+) -> list[str]:
+    """Collect the wheels of `roots` and their requirements into `out` (see the module docstring); return
+    the conflicts found: a project's chosen version that a later requirement does not accept."""
+    queue = deque(Requirement(root) for root in roots if not root.endswith(".whl"))
+    chosen: dict[str, Version] = {}
+    conflicts: list[str] = []
+    for root in roots:
+        if root.endswith(".whl"):  # a local wheel (prefkit built from the checkout): carried as it is
+            wheel = Path(shutil.copy(root, out))
+            chosen[norm(wheel.name.split("-")[0])] = wheel_version(wheel)
+            print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB, local)", flush=True)
+            queue.extend(requirements_of(wheel))  # after the named roots: their pins come first
+    named = {norm(Requirement(root).name) for root in roots if not root.endswith(".whl")}
+    while queue:
+        requirement = queue.popleft()
+        name = norm(requirement.name)
+        if name in chosen:
+            if not requirement.specifier.contains(chosen[name], prereleases=True):
+                conflicts.append(f"{name} {chosen[name]} does not satisfy '{requirement}'")
+            continue
+        if name in skipped or (name in present and name not in named):
+            continue
+        wheel = fetch(str(requirement).split(";")[0], out)
+        chosen[name] = wheel_version(wheel)
+        print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB)", flush=True)
+        queue.extend(requirements_of(wheel))
+    return conflicts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", help="e.g. vllm==0.20.0")
+    parser.add_argument("roots", nargs="+", help="requirements (vllm==0.20.0) or local wheel files")
     parser.add_argument("--out", type=Path, default=Path(".gpu/wheels"))
     parser.add_argument(
         "--with-optional", action="store_true", help="also carry flashinfer, cutlass, tilelang"
@@ -121,20 +161,13 @@ def main() -> int:
         for line in (HERE / "gpu_image_packages.txt").read_text().splitlines()
         if line.strip()
     }
-    queue, seen = deque([Requirement(args.root)]), set()
-    while queue:
-        requirement = queue.popleft()
-        name = norm(requirement.name)
-        skipped = NEVER | (set() if args.with_optional else OPTIONAL)
-        if name in seen or name in skipped or (name in present and name != norm(Requirement(args.root).name)):
-            continue
-        seen.add(name)
-        wheel = download(str(requirement).split(";")[0], args.out)
-        print(f"{wheel.name}  ({wheel.stat().st_size / 1e6:.1f} MB)", flush=True)
-        queue.extend(requirements_of(wheel))
+    skipped = NEVER | (set() if args.with_optional else OPTIONAL)
+    conflicts = walk(args.roots, args.out, present, skipped)
     total = sum(p.stat().st_size for p in args.out.glob("*.whl")) / 1e6
-    print(f"{len(seen)} wheels, {total:.0f} MB in {args.out}")
-    return 0
+    print(f"{len(list(args.out.glob('*.whl')))} wheels, {total:.0f} MB in {args.out}")
+    for conflict in conflicts:
+        print(f"conflict: {conflict}", file=sys.stderr)
+    return 1 if conflicts else 0
 
 
 if __name__ == "__main__":
