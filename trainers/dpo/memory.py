@@ -96,23 +96,37 @@ def estimate_training_memory(
 ) -> MemoryEstimate:
     """Peak bytes of a training step over a micro-batch of `tokens` model tokens (padding included).
 
-    Gradients match the trainable parameters; AdamW keeps two moments of each. A checkpointed layer keeps
-    only its float32 input and, while its backward runs, its full activations once more. The embedding
-    output and final norm keep 2 x hidden float32 values per token; the LM head one chunk of float32
-    logits and their gradient ([min(completion tokens, chunk), vocab] twice).
+    Gradients match the trainable parameters; AdamW keeps two moments of each. Activations follow
+    `peak_layer_bytes`; the embedding output and final norm keep 2 x hidden float32 values per token; the
+    LM head one chunk of float32 logits and their gradient ([min(completion tokens, chunk), vocab] twice).
     """
     per_layer = layer_activation_bytes(shape, activation_bytes, residual_bytes)
-    saved = checkpointed_layers(shape.layers, checkpoint_interval)
-    kept = (shape.layers - saved) * per_layer + saved * residual_bytes * shape.hidden
-    recompute = per_layer if saved else 0
+    layers = peak_layer_bytes(shape.layers, checkpoint_interval, per_layer, residual_bytes * shape.hidden)
     ends = 2 * residual_bytes * shape.hidden
     head = 2 * 4 * min(completion_tokens, HEAD_CHUNK_TOKENS) * shape.vocab
     return MemoryEstimate(
         params=shape.parameter_bytes,
         grads=shape.trainable_bytes,
         optimizer=2 * shape.trainable_bytes,
-        activations=tokens * (kept + recompute + ends) + head,
+        activations=tokens * (layers + ends) + head,
     )
+
+
+def peak_layer_bytes(layers: int, interval: int, per_layer: int, layer_input: int) -> int:
+    """Per token, the most the decoder layers hold at once during backward.
+
+    When backward starts every layer holds what it kept: `per_layer` bytes, or only its input when
+    checkpointed. A checkpointed layer's backward first recomputes its activations (`per_layer` again);
+    by then the layers above it have freed theirs, so the other candidate peak is at the last
+    checkpointed layer: the layers below it plus its recomputed activations.
+    """
+    saved = checkpointed_layers(layers, interval)
+    kept = (layers - saved) * per_layer + saved * layer_input
+    if not saved:
+        return kept
+    last = interval * ((layers - 1) // interval)  # index of the last checkpointed layer
+    below = (last - (saved - 1)) * per_layer + (saved - 1) * layer_input
+    return max(kept, below + per_layer)
 
 
 def choose_checkpointing(
