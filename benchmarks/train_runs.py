@@ -84,14 +84,17 @@ def median_rate(rates: list[float]) -> float:
 
 
 class PeakMemory:
-    """Peak memory of what runs after `start()`: CUDA max allocated, or on CPU the rise of the process's
-    peak RSS over its RSS at `start()` (libraries and the loaded model left out, for both trainers)."""
+    """Peak memory of a run from `start()` and of its training steps from `steps()`: CUDA max allocated,
+    or on CPU the rise of the process's peak RSS over its RSS at that point (libraries and the loaded
+    model left out, for both trainers)."""
 
     def __init__(self, device: str) -> None:
         self.cuda = device.startswith("cuda")
+        self.run_mb = 0.0  # peak before the steps (CPU: rise over the RSS at start)
         self.baseline_mb = 0.0
+        self.shift_mb = 0.0
 
-    def start(self) -> None:
+    def _reset(self) -> None:
         import torch
 
         if self.cuda:
@@ -102,7 +105,7 @@ class PeakMemory:
         reset_peak_rss()
         self.baseline_mb = current_rss_megabytes()
 
-    def peak_mb(self) -> float:
+    def _peak(self) -> float:
         import torch
 
         if self.cuda:
@@ -110,6 +113,21 @@ class PeakMemory:
         from prefkit_trainers.dpo.telemetry import peak_rss_megabytes
 
         return peak_rss_megabytes() - self.baseline_mb
+
+    def start(self) -> None:
+        self._reset()
+
+    def steps(self) -> None:
+        """The training steps start: keep the run's peak so far, count the steps' own from here."""
+        self.run_mb = self._peak()
+        start_baseline = self.baseline_mb
+        self._reset()
+        self.shift_mb = self.baseline_mb - start_baseline  # CPU: RSS gained before the steps
+
+    def report(self) -> dict[str, float]:
+        """{'peak_memory_mb': the whole run, 'step_peak_mb': the training steps only}."""
+        steps = self._peak()
+        return {"peak_memory_mb": max(self.run_mb, steps + self.shift_mb), "step_peak_mb": steps}
 
 
 def run_ours(args, spec: dict) -> dict:
@@ -172,6 +190,7 @@ def run_ours(args, spec: dict) -> dict:
     steps = -(-len(pairs) // spec["batch_size"])
     scheduler = build_scheduler(optimizer, config, steps)
     data = LoopData(pairs, reference, tokenizer.pad_token_id)
+    memory.steps()
     outcome = train_loop(accelerator, scorer, optimizer, scheduler, data, config)
     rate = median_rate([r["pairs_per_s"] for r in outcome.history])
     return {
@@ -180,7 +199,7 @@ def run_ours(args, spec: dict) -> dict:
         "pair_tokens": pair_tokens(pairs),
         "model_tokens_per_pair": median_rate([r["tokens_per_s"] / r["pairs_per_s"] for r in outcome.history]),
         "reference_seconds": reference_seconds,
-        "peak_memory_mb": memory.peak_mb(),
+        **memory.report(),
         "matmul_parameters": matmul_parameters(model),
         "losses": [r["loss"] for r in outcome.history],
         "truncated": truncated,
@@ -242,6 +261,7 @@ def run_trl(args, spec: dict) -> dict:
         callbacks=[StepTimer()],
     )
     setup_seconds = time.perf_counter() - started  # includes the reference pass when precomputing
+    memory.steps()
     trainer.train()
     sizes = [min(batch_size, len(rows) - start) for start in range(0, len(rows), batch_size)]
     rate = median_rate([size / seconds for size, seconds in zip(sizes, step_times, strict=True)])
@@ -253,7 +273,7 @@ def run_trl(args, spec: dict) -> dict:
         "pair_tokens": pair_tokens(pairs),
         "model_tokens_per_pair": None,
         "reference_seconds": reference_seconds,
-        "peak_memory_mb": memory.peak_mb(),
+        **memory.report(),
         "matmul_parameters": matmul_parameters(model),
         "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
         "tokens": [

@@ -152,3 +152,42 @@ def test_cuda_out_of_memory_is_one_line_with_the_breakdown(tiny_model_dir, tmp_p
     for part in ("grads", "AdamW", "activations", "tokens)", "peak", "--batch-size", "full", "--lora"):
         assert part in line
     assert not out.exists()
+
+
+def step_peak(model_dir, spec: dict) -> float:
+    """Peak memory of the training steps of `spec` in its own process (benchmarks/train.py's child)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "train.py"
+    shape = ["--device", "cpu", "--dtype", "fp32", "--pairs", "8", "--max-length", "160"]
+    shape += ["--prompt-tokens", "32", "--answer-tokens", "64"]
+    command = [sys.executable, str(script), "--only", json.dumps(spec), "--model", str(model_dir), *shape]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, completed.stderr[-3000:]
+    return json.loads(lines[0][7:])["step_peak_mb"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpointing", ["off", "full"])
+def test_a_step_with_a_128k_vocabulary_holds_no_more_memory_than_trl(tmp_path, checkpointing):
+    """Peak RSS rise of the training steps (4 pairs of ~32 + 2 x ~64 tokens, 2 layers, hidden 64, vocabulary
+    128,256, fp32): prefkit's default layout against TRL's DPOTrainer at the same checkpointing setting."""
+    pytest.importorskip("trl")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "architectures.py"
+    spec = importlib.util.spec_from_file_location("architectures", path)
+    architectures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(architectures)
+    model_dir = architectures.random_model("tiny-128k", tmp_path / "tiny-128k")
+    ours = step_peak(model_dir, {"name": "prefkit", "trainer": "prefkit", "layout": "shared_prefix",
+                                 "batch_size": 4, "checkpointing": checkpointing})  # fmt: skip
+    trl = step_peak(
+        model_dir, {"name": "trl", "trainer": "trl", "batch_size": 4, "checkpointing": checkpointing}
+    )
+    assert ours <= trl, f"prefkit {ours:.0f} MB > TRL {trl:.0f} MB"
