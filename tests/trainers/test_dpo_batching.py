@@ -95,8 +95,8 @@ def train_tiny(model_dir, pairs, loop: LoopConfig, compile_layers: bool = False)
     """train_loop on the tiny model with zero reference log-probs; returns the outcome."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout
     from prefkit_trainers.dpo import loop as training
+    from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout
     from prefkit_trainers.dpo.loop import LoopData, build_optimizer, build_scheduler
     from prefkit_trainers.dpo.plugin import compile_decoder_layers
 

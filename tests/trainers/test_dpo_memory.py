@@ -162,7 +162,7 @@ def step_peak(model_dir, spec: dict) -> float:
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "train.py"
-    shape = ["--device", "cpu", "--dtype", "fp32", "--pairs", "8", "--max-length", "160"]
+    shape = ["--device", "cpu", "--dtype", "fp32", "--pairs", "4", "--max-length", "160"]
     shape += ["--prompt-tokens", "32", "--answer-tokens", "64"]
     command = [sys.executable, str(script), "--only", json.dumps(spec), "--model", str(model_dir), *shape]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -174,7 +174,7 @@ def step_peak(model_dir, spec: dict) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("checkpointing", ["off", "full"])
 def test_a_step_with_a_128k_vocabulary_holds_no_more_memory_than_trl(tmp_path, checkpointing):
-    """Peak RSS rise of the training steps (4 pairs of ~32 + 2 x ~64 tokens, 2 layers, hidden 64, vocabulary
+    """Peak RSS rise of the training step (4 pairs of ~32 + 2 x ~64 tokens, 2 layers, hidden 64, vocabulary
     128,256, fp32): prefkit's default layout against TRL's DPOTrainer at the same checkpointing setting."""
     pytest.importorskip("trl")
     import importlib.util
