@@ -175,3 +175,38 @@ def test_compiled_decoder_layers_train_like_eager_ones(tiny_model_dir):
     assert [r["loss"] for r in compiled.history] == pytest.approx(
         [r["loss"] for r in eager.history], abs=1e-4
     )
+
+
+@pytest.mark.slow
+def test_two_fsdp_processes_with_a_token_budget_follow_one_process_without(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """Under FSDP every rank runs as many micro-batches as the others (or the collectives would hang),
+    and the steps still train the pairs one process trains in its steps."""
+    from distributed_helpers import train_processes
+    from prefkit_trainers.dpo.telemetry import read_metrics
+    from trainer_helpers import easy_rows, write_preferences
+
+    from prefkit.training.stage import TrainConfig, train
+
+    monkeypatch.setenv("PREFKIT_HOME", str(tmp_path / "home"))
+    rows = easy_rows(16)
+    for index, row in enumerate(rows):  # answers of 1 to 4 sentences: at 150 tokens rank 1 needs 2 micro-
+        # batches in step 1 where rank 0 needs 3, so rank 1 splits one (balanced_micro_batches)
+        row["chosen"] = " ".join([row["chosen"]] * (1 + index % 4))
+    preferences = write_preferences(tmp_path / "prefs", rows)
+    out = tmp_path / "fsdp"
+    args = [
+        str(preferences), "--out", str(out), "--policy", str(tiny_model_dir), "--epochs", "1", "--batch-size", "2",
+        "--grad-accum", "2", "--lr", "1e-3", "--warmup-ratio", "0", "--save-every-steps", "0", "--no-progress",
+        "--trainer-option", "max_tokens_per_batch=150",
+    ]  # fmt: skip
+    completed = train_processes(2, args)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    single = TrainConfig(
+        policy=str(tiny_model_dir), epochs=1, batch_size=4, grad_accum=2, learning_rate=1e-3,
+        warmup_ratio=0.0, save_every_steps=0,
+    )  # fmt: skip
+    alone = train(preferences, tmp_path / "single", single, progress=False)
+    losses = [[r["loss"] for r in read_metrics(path / "metrics.jsonl")] for path in (out, alone.path)]
+    assert len(losses[0]) == 2 and losses[0] == pytest.approx(losses[1], abs=1e-4)
