@@ -25,8 +25,9 @@ GB = 1024**3
 HEADROOM = 0.9
 # what `auto` tries, least recomputation first: no checkpointing, every 4th layer, every 2nd, all layers
 AUTO_INTERVALS = (0, 4, 2, 1)
-# completion tokens whose float32 LM-head logits are alive at once (trainers/dpo/logprobs.py's chunk)
-HEAD_CHUNK_TOKENS = 2048
+# float32 LM-head logits alive at once: the head runs in chunks of at most 2**27 logits (512 MB; a 128k
+# vocabulary gives 1,024 tokens per chunk), and a chunk's softmax gradient lives beside it
+HEAD_CHUNK_ELEMENTS = 2**27
 
 
 class TrainingOutOfMemory(PrefkitError):
@@ -98,12 +99,12 @@ def estimate_training_memory(
 
     Gradients match the trainable parameters; AdamW keeps two moments of each. Activations follow
     `peak_layer_bytes`; the embedding output and final norm keep 2 x hidden float32 values per token; the
-    LM head one chunk of float32 logits and their gradient ([min(completion tokens, chunk), vocab] twice).
+    LM head one chunk of float32 logits and their gradient (min(completion tokens x vocab, 2**27) twice).
     """
     per_layer = layer_activation_bytes(shape, activation_bytes, residual_bytes)
     layers = peak_layer_bytes(shape.layers, checkpoint_interval, per_layer, residual_bytes * shape.hidden)
     ends = 2 * residual_bytes * shape.hidden
-    head = 2 * 4 * min(completion_tokens, HEAD_CHUNK_TOKENS) * shape.vocab
+    head = 2 * 4 * min(completion_tokens * shape.vocab, HEAD_CHUNK_ELEMENTS)
     return MemoryEstimate(
         params=shape.parameter_bytes,
         grads=shape.trainable_bytes,
