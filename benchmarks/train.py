@@ -142,10 +142,11 @@ def spawn(args, spec: dict) -> dict | None:
     passed = ("model", "device", "dtype", "pairs", "max_length", "lr", "prompt_tokens", "answer_tokens")
     command = [sys.executable, __file__, "--only", json.dumps(spec)]
     command += [f"--{key.replace('_', '-')}={getattr(args, key)}" for key in passed]
+    started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True)
     for line in completed.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
+        if line.startswith("RESULT "):  # wall time of the whole child: imports, load, reference, steps
+            return {**json.loads(line[7:]), "process_seconds": time.perf_counter() - started}
     print(f"{spec['name']} failed:\n{completed.stderr[-3000:]}")
     return None
 
