@@ -16,11 +16,12 @@ FLOP/s, N = matmul parameters (989 TFLOP/s dense bf16 on H100/H200, by device na
 
 Presets (each flag still overrides):
   realistic  random:llama-3.2-1b, cuda, bf16 autocast, 256 pairs of prompt ~256 + chosen ~512 + rejected
-             ~512 tokens, batch 8, max_length 1024; rows: every layout, shared_prefix with activation
-             checkpointing full, with compiled decoder layers, with 64-pair steps cut into 16k-token
-             micro-batches, the largest batch that fits (doubling from 8 until out of memory or
-             --search-seconds), and TRL default (gradient checkpointing, reference in each step), TRL with
-             precompute_ref_log_probs, TRL without checkpointing.
+             ~512 tokens, batch 8, max_length 1024. Rows, in this order: every layout; TRL default (gradient
+             checkpointing, reference in each step), TRL with precompute_ref_log_probs, TRL without
+             checkpointing; shared_prefix with activation checkpointing full; 64 pairs per step as grad_accum
+             8 and as micro-batches of <= 10,240 tokens; compiled decoder layers; the largest batch that fits
+             (doubling from 16 until out of memory, or --search-seconds 180). No run starts after
+             --time-budget 420 s (the rows left are listed as skipped), so it ends within ~9 minutes.
   dry-run    the same rows on CPU with random:tiny-128k (2 layers, 128,256 vocabulary), 8 pairs of ~12 +
              2 x ~24 tokens, batch 2 (largest batch tried: 4): checks every code path on a CPU.
 
@@ -45,11 +46,12 @@ POSITIVE = "wonderful great lovely delightful happy excellent".split()
 NEGATIVE = "terrible awful boring sad disappointing poor".split()
 # dense bf16 tensor-core FLOP/s by device name (the MFU's denominator)
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
-EXTRAS = "checkpointing,compile,budget"
+EXTRAS = "checkpointing,budget,compile"  # in the order they run (a --time-budget drops the last first)
 PRESETS = {
     "realistic": dict(
         model="random:llama-3.2-1b", device="cuda", dtype="bf16", pairs=256, batch_size=8, max_length=1024,
-        prompt_tokens=256, answer_tokens=512, repeats=1, extras=EXTRAS, search=True, search_seconds=240,
+        prompt_tokens=256, answer_tokens=512, repeats=1, extras=EXTRAS, search=True, search_seconds=180,
+        time_budget=420,
     ),
     "dry-run": dict(
         model="random:tiny-128k", device="cpu", dtype="bf16", pairs=8, batch_size=2, max_length=64,
@@ -118,10 +120,6 @@ def planned_rows(args) -> list[dict]:
              "batch_size": step, "max_tokens_per_batch": budget},
         ],
     }  # fmt: skip
-    for extra in args.extras.split(",") if args.extras else ():
-        if extra not in extras:
-            sys.exit(f"unknown --extras '{extra}' (choose from {', '.join(extras)})")
-        rows += extras[extra] if args.prompt_tokens else []
     if args.skip_trl:
         print("TRL skipped (--skip-trl)")
     elif importlib.util.find_spec("trl") is None or importlib.util.find_spec("datasets") is None:
@@ -134,6 +132,10 @@ def planned_rows(args) -> list[dict]:
         ]
         if args.preset:
             rows.append({**trl, "name": "trl without checkpointing", "checkpointing": "off"})
+    for extra in args.extras.split(",") if args.extras else ():
+        if extra not in extras:
+            sys.exit(f"unknown --extras '{extra}' (choose from {', '.join(extras)})")
+        rows += extras[extra] if args.prompt_tokens else []
     return rows
 
 
@@ -156,6 +158,9 @@ def best_of(args, specs: list[dict]) -> list[dict]:
     best: dict[str, dict] = {}
     for _ in range(args.repeats):
         for spec in specs:
+            if out_of_time(args):
+                best.setdefault(spec["name"], {**spec, "skipped": True})
+                continue
             result = spawn(args, spec)
             if result is None or result.get("oom"):
                 best.setdefault(spec["name"], result or {**spec, "failed": True})
@@ -164,12 +169,17 @@ def best_of(args, specs: list[dict]) -> list[dict]:
     return [best[spec["name"]] for spec in specs if spec["name"] in best]
 
 
+def out_of_time(args) -> bool:
+    """True once --time-budget seconds have passed since the benchmark started (rows left are skipped)."""
+    return bool(args.time_budget) and time.perf_counter() - args.started > args.time_budget
+
+
 def largest_batch(args) -> tuple[dict | None, list[int]]:
     """The default layout at the largest batch that fits: doubling from 2 x --batch-size until out of
     memory, fewer than two steps of pairs, --search-limit, or --search-seconds spent. (row, batches tried)"""
     started, batch, found, tried = time.perf_counter(), args.batch_size * 2, None, []
     limit = args.search_limit or args.pairs // 2
-    while batch <= limit and time.perf_counter() - started < args.search_seconds:
+    while batch <= limit and time.perf_counter() - started < args.search_seconds and not out_of_time(args):
         spec = {"name": f"prefkit shared_prefix, largest batch ({batch})", "trainer": "prefkit"}
         result = spawn(args, {**spec, "layout": "shared_prefix", "batch_size": batch})
         tried.append(batch)
@@ -190,7 +200,7 @@ def add_derived(rows: list[dict], flops: float | None) -> None:
     """MFU and the largest loss difference from the first prefkit row at the same step size."""
     first = rows[0]
     for row in rows:
-        if row.get("oom") or row.get("failed"):
+        if row.get("oom") or row.get("failed") or row.get("skipped"):
             continue
         useful = 6 * row["matmul_parameters"] * row["pair_tokens"] * row["pairs_per_s"]
         row["mfu"] = useful / flops if flops else None
@@ -208,8 +218,15 @@ def table(rows: list[dict], cpu: bool) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        if row.get("oom") or row.get("failed"):
-            lines.append(f"| {row['name']} | {'out of memory' if row.get('oom') else 'failed'} | | | | | |")
+        if row.get("oom") or row.get("failed") or row.get("skipped"):
+            what = (
+                "out of memory"
+                if row.get("oom")
+                else "skipped (--time-budget)"
+                if row.get("skipped")
+                else "failed"
+            )
+            lines.append(f"| {row['name']} | {what} | | | | | |")
             continue
         memory = row["peak_memory_mb"] if cpu else row["peak_memory_mb"] / 1024
         cells = [
@@ -249,6 +266,9 @@ def main() -> None:
     parser.add_argument("--search", action="store_true", help="also find the largest batch that fits")
     parser.add_argument("--search-seconds", type=float, default=600.0, help="time cap of the batch search")
     parser.add_argument("--search-limit", type=int, default=0, help="largest batch to try (0 = pairs / 2)")
+    parser.add_argument(
+        "--time-budget", type=float, default=0.0, help="start no run after this many seconds (0 = no limit)"
+    )
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak dense bf16 TFLOP/s for MFU")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
@@ -262,6 +282,7 @@ def main() -> None:
     for key, value in PRESETS.get(args.preset, {}).items():
         if key not in given:
             setattr(args, key, value)
+    args.started = time.perf_counter()
     make_importable()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.only:
@@ -281,7 +302,7 @@ def main() -> None:
     if args.search:
         found, tried = largest_batch(args)
         rows += [found] if found else []
-    if not rows or rows[0].get("oom") or rows[0].get("failed"):
+    if not rows or any(rows[0].get(key) for key in ("oom", "failed", "skipped")):
         sys.exit("the first prefkit run failed")
     add_derived(rows, peak_flops(args, machine))
     print(
