@@ -182,11 +182,13 @@ def test_two_fsdp_processes_with_a_token_budget_follow_one_process_without(
     tiny_model_dir, tmp_path, monkeypatch
 ):
     """Under FSDP every rank runs as many micro-batches as the others (or the collectives would hang),
-    and the steps still train the pairs one process trains in its steps."""
+    and the steps still train the pairs one process trains in its steps; `auto` checkpointing is agreed
+    across the processes."""
     from distributed_helpers import train_processes
     from prefkit_trainers.dpo.telemetry import read_metrics
     from trainer_helpers import easy_rows, write_preferences
 
+    from prefkit.artifacts import read_manifest
     from prefkit.training.stage import TrainConfig, train
 
     monkeypatch.setenv("PREFKIT_HOME", str(tmp_path / "home"))
@@ -199,7 +201,7 @@ def test_two_fsdp_processes_with_a_token_budget_follow_one_process_without(
     args = [
         str(preferences), "--out", str(out), "--policy", str(tiny_model_dir), "--epochs", "1", "--batch-size", "2",
         "--grad-accum", "2", "--lr", "1e-3", "--warmup-ratio", "0", "--save-every-steps", "0", "--no-progress",
-        "--trainer-option", "max_tokens_per_batch=150",
+        "--trainer-option", "max_tokens_per_batch=150", "--activation-checkpointing", "auto",
     ]  # fmt: skip
     completed = train_processes(2, args)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -210,3 +212,4 @@ def test_two_fsdp_processes_with_a_token_budget_follow_one_process_without(
     alone = train(preferences, tmp_path / "single", single, progress=False)
     losses = [[r["loss"] for r in read_metrics(path / "metrics.jsonl")] for path in (out, alone.path)]
     assert len(losses[0]) == 2 and losses[0] == pytest.approx(losses[1], abs=1e-4)
+    assert read_manifest(out).extra["activation_checkpointing"] == "off"  # a tiny model fits anywhere

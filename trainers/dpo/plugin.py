@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -19,7 +20,9 @@ from prefkit_trainers.dpo.loop import (
 )
 from prefkit_trainers.dpo.losses import needs_reference
 from prefkit_trainers.dpo.memory import (
+    AUTO_INTERVALS,
     GB,
+    MemoryPlan,
     apply_checkpointing,
     out_of_memory_message,
     out_of_memory_reported,
@@ -208,20 +211,32 @@ class DPOTrainerPlugin:
 
 
 def memory_plan(accelerator, policy, train_pairs, config: LoopConfig, interval: int | None, sharded: bool):
-    """The memory estimate over this process's largest micro-batch, and the checkpointing `auto` picks."""
+    """The memory estimate over this process's largest micro-batch, and the checkpointing `auto` picks.
+
+    Under several processes `auto` takes the most checkpointing any process needs: all must recompute
+    the same layers (FSDP gathers a checkpointed layer's weights again in its backward)."""
     world = accelerator.num_processes
     largest = [
         train_pairs[i] for i in largest_micro_batch(train_pairs, config, accelerator.process_index, world)
     ]
-    return plan_memory(
-        policy,
-        tokens=batch_tokens(largest, config.layout),
-        completion_tokens=sum(len(pair.chosen) + len(pair.rejected) for pair in largest),
-        activation_bytes=2 if accelerator.mixed_precision == "bf16" else 4,
-        device=accelerator.device,
-        interval=interval,
-        shards=world if sharded else 1,
-    )
+
+    def plan(every: int | None) -> MemoryPlan:
+        return plan_memory(
+            policy,
+            tokens=batch_tokens(largest, config.layout),
+            completion_tokens=sum(len(pair.chosen) + len(pair.rejected) for pair in largest),
+            activation_bytes=2 if accelerator.mixed_precision == "bf16" else 4,
+            device=accelerator.device,
+            interval=every,
+            shards=world if sharded else 1,
+        )
+
+    chosen = plan(interval)
+    if interval is None and world > 1:
+        position = torch.tensor([AUTO_INTERVALS.index(chosen.interval)], device=accelerator.device)
+        agreed = AUTO_INTERVALS[int(accelerator.gather(position).max())]
+        chosen = dataclasses.replace(plan(agreed), available=chosen.available)
+    return chosen
 
 
 def compile_decoder_layers(model: torch.nn.Module) -> None:
