@@ -2,6 +2,8 @@
 
     random:llama-3.2-1b   Llama-3.2-1B's shape (1.24 B parameters, vocab 128,256, GQA 32/8 heads)
     random:qwen2.5-1.5b   Qwen2.5-1.5B's shape (1.54 B parameters, vocab 151,936, GQA 12/2 heads)
+    random:tiny-128k      a 2-layer Llama (hidden 64) with Llama-3's 128,256 vocabulary: the LM head
+                          dominates, as at the real shape, and a CPU runs it in seconds
 
 Throughput depends on the shape, not the values, so random weights measure what the real model would;
 completions of a random model rarely hit EOS, so runs generate close to max_new_tokens (state it). The
@@ -23,6 +25,20 @@ ARCHITECTURES: dict[str, dict] = {
         "num_attention_heads": 32,
         "num_key_value_heads": 8,
         "head_dim": 64,
+        "vocab_size": 128256,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": True,
+        "rms_norm_eps": 1e-5,
+    },
+    "tiny-128k": {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 32,
         "vocab_size": 128256,
         "rope_theta": 500000.0,
         "tie_word_embeddings": True,

@@ -49,7 +49,12 @@ def register(app: typer.Typer) -> None:
         gradient_checkpointing: bool | None = typer.Option(
             None,
             "--gradient-checkpointing/--no-gradient-checkpointing",
-            help="Recompute activations to save memory.",
+            help="Recompute activations to save memory (= --activation-checkpointing full / off).",
+        ),
+        activation_checkpointing: str | None = typer.Option(
+            None,
+            help="dpo: off, full, every_K (every K-th decoder layer) or auto (on when a memory estimate of "
+            "the model and batch does not fit the device).",
         ),
         lora: bool | None = typer.Option(
             None, "--lora/--no-lora", help="Train LoRA adapters (peft) and merge them into the saved model."
@@ -94,6 +99,8 @@ def register(app: typer.Typer) -> None:
         )
         values = values | {key: value for key, value in plugin_flags.items() if value is not None}
         options = parse_overrides(trainer_option, flag="--trainer-option", typed=False)
+        if activation_checkpointing is not None:  # a dpo option only: not a former TrainConfig field
+            options = {"activation_checkpointing": activation_checkpointing, **options}
         if options:
             values["options"] = {**(values.get("options") or {}), **options}
         config = validated_config(TrainConfig, values, file=config_file)

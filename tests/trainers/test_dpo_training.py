@@ -280,3 +280,20 @@ def test_chat_template_is_taken_from_the_preferences_manifest(tiny_model_dir, tm
     first_a = read_metrics(a.path / "metrics.jsonl")[0]["logps/chosen"]
     first_b = read_metrics(b.path / "metrics.jsonl")[0]["logps/chosen"]
     assert first_a != pytest.approx(first_b)  # different prompt renderings -> different log-probs
+
+
+def test_token_budget_and_checkpointing_train_the_same_steps(tiny_model_dir, easy_preferences, tmp_path):
+    """A token budget and per-layer checkpointing change how a step is computed, not what it computes."""
+    plain = tiny_config(tiny_model_dir, epochs=1, batch_size=6, warmup_ratio=0.0, scheduler="constant")
+    varied = plain.model_copy(
+        update={"options": {"max_tokens_per_batch": 64, "activation_checkpointing": "every_2"}}
+    )
+    runs = [
+        train(easy_preferences, tmp_path / name, c, progress=False)
+        for name, c in (("a", plain), ("b", varied))
+    ]
+    losses = [[r["loss"] for r in read_metrics(run.path / "metrics.jsonl")] for run in runs]
+    assert len(losses[1]) == 2 and losses[1] == pytest.approx(losses[0], abs=1e-5)
+    extra = runs[1].manifest.extra
+    assert extra["activation_checkpointing"] == "every_2" and extra["max_tokens_per_batch"] == 64
+    assert runs[0].manifest.extra["activation_checkpointing"] == "off"

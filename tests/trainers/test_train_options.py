@@ -97,3 +97,28 @@ def test_cli_trainer_option_reaches_the_dpo_plugin(tiny_model_dir, easy_preferen
     assert isinstance(result.exception, ConfigError) and result.exception.field == "options.ld_alpha"
     result = CliRunner().invoke(app, [*args, "--trainer-option", "ld_alpha"])
     assert isinstance(result.exception, ConfigError) and "KEY=VALUE" in str(result.exception)
+
+
+def test_cli_activation_checkpointing_reaches_the_dpo_options(tiny_model_dir, easy_preferences, tmp_path):
+    args = ["train", str(easy_preferences), "--out", str(tmp_path / "x"), "--policy", str(tiny_model_dir)]
+    result = CliRunner().invoke(app, [*args, "--activation-checkpointing", "sometimes"])
+    assert isinstance(result.exception, ConfigError)
+    assert result.exception.field == "options.activation_checkpointing"
+    assert "off, full, every_K" in str(result.exception)
+    # the former switch still works, and saying both differently is refused
+    result = CliRunner().invoke(app, [*args, "--gradient-checkpointing", "--activation-checkpointing", "off"])
+    assert isinstance(result.exception, ConfigError) and "give one of them" in str(result.exception)
+    assert not (tmp_path / "x").exists()
+
+
+def test_trainer_options_for_memory_and_speed_are_checked(tiny_model_dir):
+    from prefkit_trainers.dpo.plugin import DPOTrainerPlugin
+
+    from prefkit.training.stage import trainer_options
+
+    config = TrainConfig(gradient_checkpointing=True, options={"max_tokens_per_batch": 4096, "compile": True})
+    options = trainer_options(DPOTrainerPlugin(), config)
+    assert options.activation_checkpointing == "full" and options.checkpoint_interval() == 1
+    assert options.max_tokens_per_batch == 4096 and options.compile
+    with pytest.raises(ConfigError, match="max_tokens_per_batch must be >= 1"):
+        trainer_options(DPOTrainerPlugin(), TrainConfig(options={"max_tokens_per_batch": 0}))

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from prefkit_trainers.dpo.batching import balanced_micro_batches, batch_tokens
 from prefkit_trainers.dpo.data import TokenizedPair, epoch_order, rank_batches
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
 from prefkit_trainers.dpo.losses import LossOptions, LossSpec, PairLogProbs, preference_loss
@@ -29,8 +29,9 @@ from prefkit.progress import StepProgress
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Options of one training run (the loop never branches on anything else). No defaults here:
-    prefkit.training.stage.TrainConfig and the plugin's DPOOptions set them; `from_options` copies them over."""
+    """Options of one training run (the loop never branches on anything else). No defaults but for the
+    optional token budget: prefkit.training.stage.TrainConfig and the plugin's DPOOptions set them;
+    `from_options` copies them over."""
 
     loss: LossSpec
     loss_options: LossOptions
@@ -47,6 +48,7 @@ class LoopConfig:
     layout: str  # separate | shared_prefix | padding_free
     save_every_steps: int
     eval_every_steps: int
+    max_tokens_per_batch: int | None = None  # token budget per micro-batch (trainers/dpo/batching.py)
 
     @classmethod
     def from_options(cls, options: Any, **overrides: Any) -> LoopConfig:
@@ -111,12 +113,60 @@ def epoch_batches(
     return rank_batches(order[pairs_done:], config.batch_size, rank, world_size)
 
 
+def step_batches(
+    pairs: Sequence[TokenizedPair], shares: Sequence[list[list[int]]], config: LoopConfig, rank: int
+) -> list[list[list[int]]]:
+    """This rank's micro-batches of each optimizer step, from every rank's micro-batches (`rank_batches`).
+
+    A step takes grad_accum micro-batches of batch_size pairs per rank; with a token budget the same pairs
+    are cut into micro-batches by tokens instead (trainers/dpo/batching.py), so the pairs of each step and
+    the position in pairs stay what they are without one.
+    """
+    accum, budget = config.grad_accum, config.max_tokens_per_batch
+    steps = []
+    for start in range(0, len(shares[rank]), accum):
+        groups = [batches[start : start + accum] for batches in shares]
+        if budget is None:
+            steps.append(groups[rank])
+        else:
+            merged = [[i for batch in group for i in batch] for group in groups]
+            steps.append(balanced_micro_batches(merged, pairs, config.layout, budget)[rank])
+    return steps
+
+
+def epoch_steps(
+    pairs: Sequence[TokenizedPair], epoch: int, pairs_done: int, config: LoopConfig, rank: int, world: int
+) -> list[list[list[int]]]:
+    """This rank's optimizer steps of one epoch (each a list of micro-batches), from pair `pairs_done` on."""
+    shares = [epoch_batches(len(pairs), epoch, pairs_done, config, r, world) for r in range(world)]
+    return step_batches(pairs, shares, config, rank)
+
+
+def largest_micro_batch(
+    pairs: Sequence[TokenizedPair], config: LoopConfig, rank: int, world: int
+) -> list[int]:
+    """The micro-batch of this rank with the most model tokens over all epochs (what peak memory follows)."""
+    batches = [
+        indices
+        for epoch in range(config.epochs)
+        for step in epoch_steps(pairs, epoch, 0, config, rank, world)
+        for indices in step
+    ]
+    return max(
+        batches, key=lambda indices: batch_tokens([pairs[i] for i in indices], config.layout), default=[]
+    )
+
+
 def build_optimizer(model: torch.nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters (fused kernels on GPU)."""
+    """AdamW over the trainable parameters: fused kernels on GPU, multi-tensor (foreach) ones elsewhere."""
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = all(p.is_cuda for p in params)
+    fused = bool(params) and all(p.is_cuda for p in params)
     return torch.optim.AdamW(
-        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
+        params,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=fused or None,
+        foreach=None if fused else True,
     )
 
 
@@ -129,7 +179,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: LoopConfig, total_
 
 
 def run_batch(accelerator, model, data_pairs, reference, indices, config: LoopConfig, pad_id: int):
-    """Forward one micro-batch: returns (loss, metrics, pairs, tokens)."""
+    """Forward one micro-batch: returns (loss, metrics, pairs, tokens). Nothing in it waits for the device:
+    `reference` lives on the device already and the metrics stay tensors."""
     batch = collate_layout([data_pairs[i] for i in indices], pad_id, config.layout).to(accelerator.device)
     scorer = accelerator.unwrap_model(model)
     batch = prepare_attention_mask(batch, scorer.causal_lm(), next(scorer.parameters()).dtype)
@@ -140,8 +191,8 @@ def run_batch(accelerator, model, data_pairs, reference, indices, config: LoopCo
     chosen_wpo, rejected_wpo = outputs.wpo.split(count) if outputs.wpo is not None else (None, None)
     ref_chosen = ref_rejected = None
     if reference is not None:
-        ref_chosen = reference[0][indices].to(outputs.logps.device)
-        ref_rejected = reference[1][indices].to(outputs.logps.device)
+        rows = torch.tensor(indices).to(reference[0].device, non_blocking=True)
+        ref_chosen, ref_rejected = reference[0][rows], reference[1][rows]
     record = PairLogProbs(
         policy_chosen,
         policy_rejected,
@@ -157,32 +208,62 @@ def run_batch(accelerator, model, data_pairs, reference, indices, config: LoopCo
     return loss, metrics, len(indices), batch.num_tokens
 
 
-def reduce_metrics(accelerator, sums: dict[str, float], weight: float) -> dict[str, float]:
-    """Pair-weighted means across micro-batches and processes."""
+def add_metrics(sums: dict[str, torch.Tensor], loss: torch.Tensor, metrics: dict, pairs: int) -> None:
+    """Add a micro-batch's pair-weighted metrics to `sums`, on the device (no host synchronisation)."""
+    for key, value in {"loss": loss.detach(), **metrics}.items():
+        value = torch.as_tensor(value).detach().to(torch.float64)
+        sums[key] = sums[key] + value * pairs if key in sums else value * pairs
+
+
+def reduce_metrics(
+    accelerator, sums: dict[str, torch.Tensor], weight: int, extra: torch.Tensor | None = None
+) -> tuple[dict[str, float], float | None]:
+    """Pair-weighted means across micro-batches and processes, and `extra` (the gradient norm) as a float.
+
+    This is the one point per optimizer step where the host waits for the device: one `tolist()`.
+    """
     keys = sorted(sums)
-    values = torch.tensor([sums[k] for k in keys] + [weight], dtype=torch.float64, device=accelerator.device)
+    device = accelerator.device
+    values = torch.stack(
+        [sums[k].to(device) for k in keys] + [torch.full((), weight, dtype=torch.float64, device=device)]
+    )
     values = accelerator.reduce(values, reduction="sum") if accelerator.num_processes > 1 else values
-    return {key: float(values[i] / values[-1]) for i, key in enumerate(keys)}
+    if extra is not None:
+        extra = extra.full_tensor() if hasattr(extra, "full_tensor") else extra  # FSDP2: a DTensor
+        values = torch.cat([values, extra.detach().to(device, torch.float64).reshape(1)])
+    host = values.tolist()
+    count = len(keys) + 1
+    return {key: host[i] / host[count - 1] for i, key in enumerate(keys)}, (
+        host[count] if extra is not None else None
+    )
 
 
 @torch.no_grad()
 def evaluate(accelerator, model, data: LoopData, config: LoopConfig) -> dict[str, float]:
     """DPO metrics on the evaluation split (prefixed 'eval/')."""
     model.eval()
-    sums: dict[str, float] = defaultdict(float)
+    sums: dict[str, torch.Tensor] = {}
+    world, rank = accelerator.num_processes, accelerator.process_index
     order = list(range(len(data.eval_pairs)))
+    shares = [rank_batches(order, config.batch_size, r, world) for r in range(world)]
+    eval_config = replace(config, grad_accum=1)
+    reference = on_device(data.eval_reference, accelerator.device)
     count = 0
-    for indices in rank_batches(
-        order, config.batch_size, accelerator.process_index, accelerator.num_processes
-    ):
-        loss, metrics, pairs, _ = run_batch(
-            accelerator, model, data.eval_pairs, data.eval_reference, indices, config, data.pad_id
-        )
-        for key, value in {"loss": loss.detach(), **metrics}.items():
-            sums[key] += float(value) * pairs
-        count += pairs
+    for step in step_batches(data.eval_pairs, shares, eval_config, rank):
+        for indices in step:
+            loss, metrics, _, _ = run_batch(
+                accelerator, model, data.eval_pairs, reference, indices or step[0][:1], config, data.pad_id
+            )
+            add_metrics(sums, loss, metrics, len(indices))
+            count += len(indices)
     model.train()
-    return {f"eval/{key}": value for key, value in reduce_metrics(accelerator, sums, count).items()}
+    means, _ = reduce_metrics(accelerator, sums, count)
+    return {f"eval/{key}": value for key, value in means.items()}
+
+
+def on_device(reference: tuple[torch.Tensor, torch.Tensor] | None, device) -> tuple | None:
+    """Cached reference log-probs moved to the device once (indexing them there needs no host wait)."""
+    return None if reference is None else (reference[0].to(device), reference[1].to(device))
 
 
 def train_loop(
@@ -205,6 +286,7 @@ def train_loop(
     world, rank = accelerator.num_processes, accelerator.process_index
     num_pairs = len(data.train_pairs)
     per_epoch, _ = optimizer_steps(num_pairs, config, world)
+    reference = on_device(data.train_reference, accelerator.device)
     start = load_state(state_dir, model, optimizer, scheduler)
     step = start.step
     total_steps = planned_steps(num_pairs, config, world, start)
@@ -217,30 +299,29 @@ def train_loop(
     model.train()
     for epoch in range(start.epoch, config.epochs):
         done = start.pairs_done if epoch == start.epoch else 0
-        batches = epoch_batches(num_pairs, epoch, done, config, rank, world)
-        epoch_steps = math.ceil(len(batches) / config.grad_accum)
-        for index in range(epoch_steps):
-            group = batches[index * config.grad_accum : (index + 1) * config.grad_accum]
+        steps = epoch_steps(data.train_pairs, epoch, done, config, rank, world)
+        for index, group in enumerate(steps):
             tick = time.perf_counter()
-            sums: dict[str, float] = defaultdict(float)
+            sums: dict[str, torch.Tensor] = {}
             step_pairs, step_tokens = sum(len(indices) for indices in group), 0
             for micro, indices in enumerate(group):
+                # an empty micro-batch keeps this rank in step with the others' collectives: one of its
+                # pairs runs with weight zero (trainers/dpo/batching.py)
                 with accelerator.no_sync(model) if micro < len(group) - 1 else contextlib.nullcontext():
-                    loss, metrics, pairs, tokens = run_batch(
+                    loss, metrics, _, tokens = run_batch(
                         accelerator,
                         model,
                         data.train_pairs,
-                        data.train_reference,
-                        indices,
+                        reference,
+                        indices or group[0][:1],
                         config,
                         data.pad_id,
                     )
-                    accelerator.backward(loss * pairs / step_pairs)
-                step_tokens += tokens
-                for key, value in {"loss": loss.detach(), **metrics}.items():
-                    sums[key] += float(value) * pairs
-            grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
-            record = reduce_metrics(accelerator, sums, step_pairs)
+                    accelerator.backward(loss * (len(indices) / step_pairs))
+                step_tokens += tokens if indices else 0
+                add_metrics(sums, loss, metrics, len(indices))
+            norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            record, grad_norm = reduce_metrics(accelerator, sums, step_pairs, norm)
             if not (math.isfinite(record["loss"]) and math.isfinite(grad_norm)):
                 optimizer.zero_grad(set_to_none=True)  # never apply a non-finite update
                 outcome.stopped_because = f"non-finite loss or gradient at step {step + 1}"
@@ -260,7 +341,7 @@ def train_loop(
                 tokens_per_s=step_tokens * world / seconds,
                 **memory_report(accelerator.unwrap_model(model), optimizer, accelerator.device),
             )
-            epoch_done = index == epoch_steps - 1
+            epoch_done = index == len(steps) - 1
             if data.eval_pairs and (
                 epoch_done or (config.eval_every_steps and step % config.eval_every_steps == 0)
             ):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
+from prefkit_trainers.dpo.batching import batch_tokens
 from prefkit_trainers.dpo.data import TokenizedPair, tokenize_pairs
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout, supports_shared_prefix
 from prefkit_trainers.dpo.loop import (
@@ -12,11 +14,21 @@ from prefkit_trainers.dpo.loop import (
     LoopData,
     build_optimizer,
     build_scheduler,
+    largest_micro_batch,
     planned_steps,
     train_loop,
 )
 from prefkit_trainers.dpo.losses import needs_reference
-from prefkit_trainers.dpo.options import DPOOptions, checked_loss
+from prefkit_trainers.dpo.memory import (
+    AUTO_INTERVALS,
+    GB,
+    MemoryPlan,
+    apply_checkpointing,
+    out_of_memory_message,
+    out_of_memory_reported,
+    plan_memory,
+)
+from prefkit_trainers.dpo.options import DPOOptions, checked_loss, checkpointing_name
 from prefkit_trainers.dpo.reference import (
     compute_reference_logprobs,
     load_cached,
@@ -26,6 +38,7 @@ from prefkit_trainers.dpo.reference import (
 )
 from prefkit_trainers.dpo.sharding import (
     accelerate_without_fsdp,
+    decoder_layer_classes,
     gathered_state_dict,
     is_sharded,
     requested_sharding,
@@ -37,6 +50,7 @@ from prefkit_trainers.dpo.train_state import Position, read_position
 
 from prefkit.errors import ConfigError, ModelError
 from prefkit.models import check_same_tokenizer, load_causal_lm, load_tokenizer, resolve_model
+from prefkit.progress import say
 from prefkit.training.stage import METRICS_FILE, TrainConfig, TrainRequest, TrainResult
 from prefkit.validation import check_safetensors
 
@@ -82,6 +96,7 @@ class DPOTrainerPlugin:
                 mixed_precision=mixed_precision(config.dtype), cpu=not torch.cuda.is_available()
             )
         set_seed(config.seed)
+        device = accelerator.device
         tokenizer = load_tokenizer(config.policy, trust_remote_code=config.trust_remote_code)
         table = request.preferences.table()
         pairs, truncated = tokenize_pairs(
@@ -101,21 +116,37 @@ class DPOTrainerPlugin:
         disable_dropout(policy)
         # the two masked layouts need sdpa/eager attention; flash kernels fall back to separate rows
         layout = options.layout if supports_shared_prefix(policy) else "separate"
-        reference, cache_status = reference_logprobs(
-            accelerator, request, policy, tokenizer, pairs, layout, options, needs_reference(loss_spec)
-        )
+        with out_of_memory_reported(lambda: out_of_memory_message("the reference pass", None, device)):
+            reference, cache_status = reference_logprobs(
+                accelerator, request, policy, tokenizer, pairs, layout, options, needs_reference(loss_spec)
+            )
 
         if options.lora:
             policy = add_lora(policy, options.lora_r, options.lora_alpha, options.lora_dropout)
-        if options.gradient_checkpointing or (sharding is not None and sharding.activation_checkpointing):
-            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         loop_config = LoopConfig.from_options(
             config,
             loss=loss_spec,
             loss_options=loss_options,
             layout=layout,
             eval_every_steps=options.eval_every_steps,
+            max_tokens_per_batch=options.max_tokens_per_batch,
         )
+
+        def take(indices: list[int]):
+            chosen = [pairs[i] for i in indices]
+            return chosen, None if reference is None else (reference[0][indices], reference[1][indices])
+
+        train_pairs, train_reference = take(request.train_indices)
+        eval_pairs, eval_reference = take(request.eval_indices)
+        interval = options.checkpoint_interval()
+        if interval == 0 and sharding is not None and sharding.activation_checkpointing:
+            interval = 1  # fsdp_activation_checkpointing: true in the accelerate config
+        plan = memory_plan(accelerator, policy, train_pairs, loop_config, interval, sharding is not None)
+        checkpointing = checkpointing_name(plan.interval)
+        say(request.progress and accelerator.is_main_process, "[train] " + plan.describe(checkpointing))
+        apply_checkpointing(policy, plan.interval)
+        if options.compile:
+            compile_decoder_layers(policy)
         model = CompletionLogProbs(policy, ld_alpha=options.ld_alpha, wpo=options.wpo)
         if sharding is not None:
             model = shard_model(model.to(accelerator.device), sharding, accelerator.device)
@@ -131,27 +162,22 @@ class DPOTrainerPlugin:
         )
         scheduler = build_scheduler(optimizer, loop_config, total_steps)
 
-        def take(indices: list[int]):
-            chosen = [pairs[i] for i in indices]
-            return chosen, None if reference is None else (reference[0][indices], reference[1][indices])
-
-        train_pairs, train_reference = take(request.train_indices)
-        eval_pairs, eval_reference = take(request.eval_indices)
         data = LoopData(train_pairs, train_reference, tokenizer.pad_token_id, eval_pairs, eval_reference)
         log = MetricsLog(
             request.work_dir / METRICS_FILE, request.work_dir / "tensorboard", accelerator.is_main_process
         )
-        outcome = train_loop(
-            accelerator,
-            model,
-            optimizer,
-            scheduler,
-            data,
-            loop_config,
-            state_dir=request.state_dir,
-            log=log,
-            progress=request.progress,
-        )
+        with out_of_memory_reported(lambda: out_of_memory_message("training", plan, device)):
+            outcome = train_loop(
+                accelerator,
+                model,
+                optimizer,
+                scheduler,
+                data,
+                loop_config,
+                state_dir=request.state_dir,
+                log=log,
+                progress=request.progress,
+            )
         log.close()
 
         def unsharded_policy():
@@ -176,8 +202,49 @@ class DPOTrainerPlugin:
                 "layout": layout,
                 "processes": accelerator.num_processes,
                 "sharding": "fsdp2" if sharding is not None else None,
+                "activation_checkpointing": checkpointing,
+                "memory_estimate_gb": round(plan.estimate.total / GB, 3),
+                "max_tokens_per_batch": options.max_tokens_per_batch,
+                "compile": options.compile,
             },
         )
+
+
+def memory_plan(accelerator, policy, train_pairs, config: LoopConfig, interval: int | None, sharded: bool):
+    """The memory estimate over this process's largest micro-batch, and the checkpointing `auto` picks.
+
+    Under several processes `auto` takes the most checkpointing any process needs: all must recompute
+    the same layers (FSDP gathers a checkpointed layer's weights again in its backward)."""
+    world = accelerator.num_processes
+    largest = [
+        train_pairs[i] for i in largest_micro_batch(train_pairs, config, accelerator.process_index, world)
+    ]
+
+    def plan(every: int | None) -> MemoryPlan:
+        return plan_memory(
+            policy,
+            tokens=batch_tokens(largest, config.layout),
+            completion_tokens=sum(len(pair.chosen) + len(pair.rejected) for pair in largest),
+            activation_bytes=2 if accelerator.mixed_precision == "bf16" else 4,
+            device=accelerator.device,
+            interval=every,
+            shards=world if sharded else 1,
+        )
+
+    chosen = plan(interval)
+    if interval is None and world > 1:
+        position = torch.tensor([AUTO_INTERVALS.index(chosen.interval)], device=accelerator.device)
+        agreed = AUTO_INTERVALS[int(accelerator.gather(position).max())]
+        chosen = dataclasses.replace(plan(agreed), available=chosen.available)
+    return chosen
+
+
+def compile_decoder_layers(model: torch.nn.Module) -> None:
+    """torch.compile each decoder layer in place (regional compilation: one graph reused by every layer)."""
+    classes = tuple(decoder_layer_classes(model))
+    for module in model.modules():
+        if isinstance(module, classes):
+            module.compile()
 
 
 def eos_flags(table, column: str) -> list[bool] | None:

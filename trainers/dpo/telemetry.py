@@ -18,16 +18,38 @@ def tensor_megabytes(tensors) -> float:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor)) / MB
 
 
-def peak_rss_megabytes() -> float:
-    """Peak resident memory of this process (Linux VmHWM; ru_maxrss elsewhere)."""
+def _status_megabytes(field: str) -> float | None:
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
+    return None
+
+
+def peak_rss_megabytes() -> float:
+    """Peak resident memory of this process (Linux VmHWM; ru_maxrss elsewhere)."""
+    peak = _status_megabytes("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_megabytes() -> float:
+    """Resident memory of this process now (Linux VmRSS; the peak elsewhere)."""
+    current = _status_megabytes("VmRSS")
+    return current if current is not None else peak_rss_megabytes()
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS count from the current RSS (Linux: clear_refs 5); False where it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def memory_report(
