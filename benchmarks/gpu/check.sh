@@ -186,17 +186,10 @@ print(json.dumps(values))
 EOF
 }
 
-train_command() {  # sets TRAIN: the training benchmark (benchmarks/train.py gains --preset/--out with issue 24)
+train_command() {  # sets TRAIN: the training benchmark at the realistic shape (tiny on CPU in the dry run)
   local preset=realistic
   [[ $DRY_RUN == 1 ]] && preset="dry-run"
-  TRAIN=("$PYTHON" "$ROOT/benchmarks/train.py")
-  if "$PYTHON" "$ROOT/benchmarks/train.py" --help 2>/dev/null | grep -q -- '--preset'; then
-    TRAIN+=(--preset "$preset" --out "$LOGS/train.json")
-  elif [[ $DRY_RUN == 1 ]]; then  # an older train.py: report.py reads the table it prints
-    TRAIN+=(--pairs 8 --batch-size 4 --max-length 64 --repeats 1 --layouts shared_prefix --skip-trl)
-  else
-    TRAIN+=(--model "$POLICY" --device cuda --dtype bf16 --batch-size 8 --pairs 64 --max-length 1280 --repeats 1)
-  fi
+  TRAIN=("$PYTHON" "$ROOT/benchmarks/train.py" --preset "$preset" --out "$LOGS/train.json")
 }
 
 run_check() {

@@ -10,7 +10,6 @@ command failed, or whose JSON lacks what the row needs, is a `failed` row naming
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,12 +104,6 @@ def memory_text(mib: float | None, source: str) -> str:
     return f"{mib / 1024:.1f} GiB {'GPU' if source == 'gpu' else 'RSS'}"
 
 
-TRAIN_ROW = re.compile(
-    r"^(?P<trainer>(?:prefkit dpo|trl DPOTrainer)\S*(?: \S+)*?)\s+(?P<pairs>[\d.]+)\s+(?P<tokens>\d+)\s.*?"
-    r"(?P<peak>\d+)\s+(?P<diff>\S+)$"
-)
-
-
 def train_result(data: dict) -> tuple[str, str]:
     """One line for the training benchmark and its peak memory: prefkit's fastest row against TRL's fastest.
 
@@ -138,22 +131,6 @@ def train_result(data: dict) -> tuple[str, str]:
     return text, (f"{peak / 1024:.1f} GiB" if peak is not None else "")
 
 
-def train_from_log(log: Path) -> dict:
-    """The results table benchmarks/train.py prints, for a checkout whose train.py writes no JSON yet."""
-    rows = []
-    for line in log.read_text(errors="replace").splitlines():
-        match = TRAIN_ROW.match(line.strip())
-        if match:
-            rows.append(
-                {
-                    "trainer": match["trainer"],
-                    "pairs_per_s": float(match["pairs"]),
-                    "peak_memory_mb": float(match["peak"]),
-                }
-            )
-    return {"results": rows}
-
-
 def step_rows(logs: Path, name: str, status: dict) -> list[dict]:
     """The table rows of one step (iterate: one per stage)."""
     label, output = STEPS[name]
@@ -165,10 +142,7 @@ def step_rows(logs: Path, name: str, status: dict) -> list[dict]:
     try:
         if name == "install" and not (logs / output).exists():  # installed before this run
             return [row | {"result": status.get("note", "")}]
-        if name == "train" and not (logs / output).exists():
-            data = train_from_log(logs / "train.log")
-        else:
-            data = load(logs / output)
+        data = load(logs / output)
         if name == "iterate":
             return iterate_rows(data, row)
         results: dict[str, Callable[[dict], str]] = {

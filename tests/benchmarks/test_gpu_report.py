@@ -84,22 +84,6 @@ def test_iterate_rows_one_per_stage_with_peak_memory(tmp_path):
     assert "exit code 1" in rows[0]["result"]
 
 
-def test_the_printed_training_table_is_read_when_train_json_is_missing(tmp_path):
-    write_status(tmp_path, "train")
-    (tmp_path / "train.log").write_text(
-        "trainer                                       pairs/s  tokens/s model tok/pair ref pass s  peak MB max |dloss|\n"
-        "prefkit dpo (shared_prefix)                     12.50     11000            900       1.20    30000    0.00e+00\n"
-        "trl DPOTrainer                                   5.00      4400                             41000    1.00e-03\n"
-    )
-    (row,) = report.collect(tmp_path)
-    assert row["status"] == "ok"
-    assert row["result"] == (
-        "2 of 2 rows ran; prefkit best: prefkit dpo (shared_prefix) 12.50 pairs/s; "
-        "TRL best: trl DPOTrainer 5.00 (2.50x)"
-    )
-    assert row["peak"] == "29.3 GiB"
-
-
 def test_train_json_rows_fastest_prefkit_against_fastest_trl(tmp_path):
     write_status(tmp_path, "train")
     rows = [

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from prefkit_trainers.dpo.head_logprobs import HEAD_CHUNK_ELEMENTS
 
 from prefkit.errors import PrefkitError
 
@@ -25,9 +26,6 @@ GB = 1024**3
 HEADROOM = 0.9
 # what `auto` tries, least recomputation first: no checkpointing, every 4th layer, every 2nd, all layers
 AUTO_INTERVALS = (0, 4, 2, 1)
-# float32 LM-head logits alive at once: the head runs in chunks of at most 2**27 logits (512 MB; a 128k
-# vocabulary gives 1,024 tokens per chunk), and a chunk's softmax gradient lives beside it
-HEAD_CHUNK_ELEMENTS = 2**27
 
 
 class TrainingOutOfMemory(PrefkitError):
@@ -104,6 +102,8 @@ def estimate_training_memory(
     per_layer = layer_activation_bytes(shape, activation_bytes, residual_bytes)
     layers = peak_layer_bytes(shape.layers, checkpoint_interval, per_layer, residual_bytes * shape.hidden)
     ends = 2 * residual_bytes * shape.hidden
+    # float32 LM-head logits of one chunk (the head runs in chunks of HEAD_CHUNK_ELEMENTS logits) and the
+    # chunk's softmax gradient beside them
     head = 2 * 4 * min(completion_tokens * shape.vocab, HEAD_CHUNK_ELEMENTS)
     return MemoryEstimate(
         params=shape.parameter_bytes,
