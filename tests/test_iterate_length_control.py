@@ -1,0 +1,61 @@
+"""iterate with length control in the loss: the per-round setting reaches the trainer, lineage and report."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from prefkit.errors import ConfigError
+from prefkit.iteration.length_control import PairLengths, round_setting
+from prefkit.iteration.stage import iterate
+from tests.test_iterate_pipeline import tiny_run_config
+
+TOKENS_LABEL = {"labeler": "vader", "length_unit": "tokens"}
+
+
+def pair_lengths(frame: pl.DataFrame) -> PairLengths:
+    return PairLengths(
+        frame["len_chosen"].to_list(),
+        frame["len_rejected"].to_list(),
+        frame["eos_chosen"].to_list(),
+        frame["eos_rejected"].to_list(),
+    )
+
+
+@pytest.mark.slow
+def test_rdpo_alpha_is_chosen_from_each_rounds_pairs(tiny_model_dir, prompts_file, tmp_path):
+    config = tiny_run_config(
+        str(tiny_model_dir),
+        str(prompts_file),
+        rounds=1,
+        label=TOKENS_LABEL,
+        loss_length_control={"method": "rdpo"},
+    )
+    run_dir = iterate(config, tmp_path / "run", progress=False)
+    lineage = json.loads((run_dir / "round-01" / "lineage.json").read_text())
+    setting = lineage["loss_length_control"]
+    pairs = pl.read_parquet(run_dir / "round-01" / "preferences" / "data.parquet")
+    expected = round_setting(config.loss_length_control, pair_lengths(pairs), 0.1)
+    assert setting["alpha"] == pytest.approx(expected.alpha)
+    assert setting["mean_length"] == pytest.approx(expected.mean_length)
+    # the trainer was given the loss and alpha the rule chose
+    manifest = json.loads((run_dir / "round-01" / "checkpoint" / "manifest.json").read_text())
+    assert '"rdpo"' in json.dumps(manifest)
+    report = pl.read_parquet(run_dir / "report.parquet")
+    assert report["loss_alpha"][1] == pytest.approx(setting["alpha"])
+    assert "loss length control rdpo" in (run_dir / "report.md").read_text()
+
+
+def test_loss_length_control_refuses_a_loss_it_would_override(tiny_model_dir, prompts_file, tmp_path):
+    config = tiny_run_config(
+        str(tiny_model_dir),
+        str(prompts_file),
+        label=TOKENS_LABEL,
+        train={"loss": "ipo"},
+        loss_length_control={"method": "sigmoid_norm"},
+    )
+    with pytest.raises(ConfigError, match="leave train.loss out"):
+        iterate(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
