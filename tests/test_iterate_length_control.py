@@ -45,7 +45,16 @@ def test_rdpo_alpha_is_chosen_from_each_rounds_pairs(tiny_model_dir, prompts_fil
     assert '"rdpo"' in json.dumps(manifest)
     report = pl.read_parquet(run_dir / "report.parquet")
     assert report["loss_alpha"][1] == pytest.approx(setting["alpha"])
-    assert "loss length control rdpo" in (run_dir / "report.md").read_text()
+    text = (run_dir / "report.md").read_text()
+    assert "loss length control rdpo" in text
+    # why length moves: the reference's held-out answers (round 0's reward-kl samples) and the pairs were
+    # scored under both models, and the report shows the table
+    diagnostics = json.loads((run_dir / "length_diagnostics" / "round-01.json").read_text())["values"]
+    assert diagnostics["why_samples"] == 32 and diagnostics["why_pairs"] == pairs.height
+    for column in ("why_stop_lp_ref", "why_stop_lp_change", "why_token_change", "why_chosen_short"):
+        assert report[column][1] == pytest.approx(diagnostics[column])
+    assert diagnostics["why_stop_lp_ref"] < 0
+    assert "## Why length moves" in text and "stop_lp_change" in text.split("## Why length moves")[1]
 
 
 def test_loss_length_control_refuses_a_loss_it_would_override(tiny_model_dir, prompts_file, tmp_path):

@@ -9,6 +9,8 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.iteration.length_diagnostics import PREFIX as WHY
+from prefkit.iteration.length_diagnostics import read_round_diagnostics
 from prefkit.iteration.winrates import OPPONENTS, read_round_winrates
 from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 from prefkit.validation import reading
@@ -74,6 +76,7 @@ def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, An
         if index > 0:
             row.update(pair_statistics(run_dir / name / "preferences"))
             row.update(loss_length_columns(run_dir / name))
+            row.update(read_round_diagnostics(run_dir, index) or {})
             row.update(read_round_winrates(run_dir, index))
         rows.append(row)
     return rows
@@ -92,16 +95,38 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
         f"{loss_length_description(config)}, truncated completions: "
         f"`{config.label.get('truncated', DEFAULT_TRUNCATION)}` (columns truncated_*: share cut at the token limit)",
         "",
-        markdown_table(rows),
+        markdown_table([{k: v for k, v in row.items() if not k.startswith(WHY)} for row in rows]),
         "",
         "![reward and length per round](rounds.png)",
         "",
+        *why_section(rows),
         "Config: " + json.dumps(config.model_dump(mode="json"), sort_keys=True),
         "",
     ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+WHY_LEGEND = (
+    "Why length moves (policy − reference, nats; `prefkit iterate` scores the reference's held-out answers "
+    "and the round's pairs under both): stop_lp_ref = log p(stop token) where the reference stopped, "
+    "stop_lp_change = its change, stop_elsewhere_change = change of log p(stop) at earlier positions, "
+    "token_change = change per content token; chosen_/rejected_short/long = change per token of the round's "
+    "chosen and rejected answers at most / above median_tokens long."
+)
+
+
+def why_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The length-diagnostics table (one row per round), or nothing when no round has diagnostics."""
+    why_rows = [
+        {"round": row["round"], **{k[len(WHY) :]: v for k, v in row.items() if k.startswith(WHY)}}
+        for row in rows
+        if any(key.startswith(WHY) for key in row)
+    ]
+    if not why_rows:
+        return []
+    return ["## Why length moves", "", WHY_LEGEND, "", markdown_table(why_rows), ""]
 
 
 def penalty_description(config) -> str:

@@ -32,6 +32,7 @@ EXTENSIBLE_FIELDS = {
     "heldout_prompts",
     "round_winrate",
     "labeler_check",
+    "length_diagnostics",
 }
 
 
@@ -69,6 +70,13 @@ class IterateConfig(BaseModel):
         description="Length control in the DPO loss ([loss_length_control] method, rule, value): R-DPO α, "
         "a length-normalised loss or LD-DPO, fixed or re-chosen each round from its pairs; combinable "
         "with length_penalty_mode (docs/trainers.md, 'Length control in the loss').",
+    )
+    length_diagnostics: int = Field(
+        32,
+        ge=0,
+        description="Why length moves: after each round, score this many of the reference's held-out answers "
+        "and of the round's pairs under policy and reference (stop-token and per-token log-prob changes, "
+        "docs/trainers.md); 0 = off.",
     )
     seed: int = Field(0, description="Base seed: round k samples and labels with seed + k, trains with seed.")
     sample: dict[str, Any] = Field(
@@ -347,9 +355,53 @@ def iterate(
         )
         if config.round_winrate is not None:
             judge_rounds(config, run_dir, initial, round_index)
+        if config.length_diagnostics:
+            diagnose_rounds(config, run_dir, initial, round_index, progress)
         write_run_report(run_dir, config, report, round_index)
         build_report(run_dir, run_dir / "report.html")
     return run_dir
+
+
+def diagnose_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int, progress: bool):
+    """Length diagnostics of every finished round that has none yet (or had other options)."""
+    from prefkit.iteration.length_diagnostics import (
+        read_round_diagnostics,
+        round_diagnostics,
+        write_round_diagnostics,
+    )
+    from prefkit.records import read_prompts
+
+    heldout = (
+        {record.prompt_id: record.prompt for record in read_prompts(resolve_prompts(config.heldout_prompts))}
+        if config.heldout_prompts
+        else {}
+    )
+    for round_index in range(1, finished_rounds + 1):
+        # the reference's own held-out answers: those reward-kl sampled from the reference's round
+        reference_round = round_index - 1 if config.reference == "previous" else 0
+        samples = (
+            run_dir
+            / "eval"
+            / "results"
+            / f"round-{reference_round:02d}"
+            / "reward-kl"
+            / "reward_kl_samples.jsonl"
+        )
+        key = {"max_items": config.length_diagnostics, "samples": samples.exists()}
+        if read_round_diagnostics(run_dir, round_index, key) is not None:
+            continue
+        say(progress, f"[iterate] round {round_index}: length diagnostics")
+        folder = round_dir(run_dir, round_index)
+        lineage = json.loads((folder / "lineage.json").read_text())
+        values = round_diagnostics(
+            str(folder / "checkpoint"),
+            lineage["reference"],
+            samples if samples.exists() else None,
+            heldout,
+            folder / "preferences",
+            config.length_diagnostics,
+        )
+        write_round_diagnostics(run_dir, round_index, values, key)
 
 
 def judge_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int) -> None:
