@@ -108,10 +108,12 @@ def score_sequences(
                 input_ids[row, : len(prompt) + len(completion)] = torch.tensor(prompt + completion)
                 attention[row, : len(prompt) + len(completion)] = 1
             logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
-            log_probs = logits.float().log_softmax(-1)
             for row, (prompt, completion) in enumerate(batch):
-                # the logits at position t predict token t + 1: the completion's from len(prompt) - 1 on
-                rows = log_probs[row, len(prompt) - 1 : len(prompt) + len(completion) - 1]
+                # the logits at position t predict token t + 1: the completion's from len(prompt) - 1 on;
+                # log_softmax over these rows only (the vocabulary is the large dimension)
+                rows = (
+                    logits[row, len(prompt) - 1 : len(prompt) + len(completion) - 1].float().log_softmax(-1)
+                )
                 targets = torch.tensor(completion, device=rows.device)
                 token = rows.gather(1, targets.unsqueeze(1)).squeeze(1)
                 stop = rows[:, stop_ids[start + row]]

@@ -72,7 +72,7 @@ class IterateConfig(BaseModel):
         "with length_penalty_mode (docs/trainers.md, 'Length control in the loss').",
     )
     length_diagnostics: int = Field(
-        32,
+        16,
         ge=0,
         description="Why length moves: after each round, score this many of the reference's held-out answers "
         "and of the round's pairs under policy and reference (stop-token and per-token log-prob changes, "
