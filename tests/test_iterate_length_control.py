@@ -32,6 +32,7 @@ def test_rdpo_alpha_is_chosen_from_each_rounds_pairs(tiny_model_dir, prompts_fil
         rounds=1,
         label=TOKENS_LABEL,
         loss_length_control={"method": "rdpo"},
+        length_diagnostics=32,  # the tiny model stops rarely within 12 tokens: enough stopped answers
     )
     run_dir = iterate(config, tmp_path / "run", progress=False)
     lineage = json.loads((run_dir / "round-01" / "lineage.json").read_text())
@@ -50,7 +51,7 @@ def test_rdpo_alpha_is_chosen_from_each_rounds_pairs(tiny_model_dir, prompts_fil
     # why length moves: the reference's held-out answers (round 0's reward-kl samples) and the pairs were
     # scored under both models, and the report shows the table
     diagnostics = json.loads((run_dir / "length_diagnostics" / "round-01.json").read_text())["values"]
-    assert diagnostics["why_samples"] == 16 and diagnostics["why_pairs"] == min(16, pairs.height)
+    assert diagnostics["why_samples"] == 32 and diagnostics["why_pairs"] == pairs.height
     for column in ("why_stop_lp_ref", "why_stop_lp_change", "why_token_change", "why_chosen_short"):
         assert report[column][1] == pytest.approx(diagnostics[column])
     assert diagnostics["why_stop_lp_ref"] < 0
