@@ -69,3 +69,23 @@ def test_loss_length_control_refuses_a_loss_it_would_override(tiny_model_dir, pr
     with pytest.raises(ConfigError, match="leave train.loss out"):
         iterate(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"label": {"labeler": "vader", "length_unit": "chars"}}, "length_unit = 'tokens'"),
+        ({"label": TOKENS_LABEL, "train": {"options": {"alpha": 0.1}}}, "sets alpha itself"),
+        ({"label": TOKENS_LABEL, "train": {"beta": "0.1,0.2"}}, "not a sweep"),
+    ],
+)
+def test_loss_length_control_clashes_fail_before_any_work(
+    tiny_model_dir, prompts_file, tmp_path, changes, message
+):
+    config = tiny_run_config(
+        str(tiny_model_dir), str(prompts_file), loss_length_control={"method": "rdpo"}, **changes
+    )
+    with pytest.raises(ConfigError, match=message) as info:
+        iterate(config, tmp_path / "run", progress=False)
+    assert info.value.field == "loss_length_control"
+    assert not (tmp_path / "run").exists()
