@@ -9,6 +9,8 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.iteration.length_diagnostics import PREFIX as WHY
+from prefkit.iteration.length_diagnostics import read_round_diagnostics
 from prefkit.iteration.winrates import OPPONENTS, read_round_winrates
 from prefkit.labeling.pairing import DEFAULT_TRUNCATION
 from prefkit.validation import reading
@@ -41,6 +43,19 @@ def pair_statistics(preferences_dir: Path) -> dict[str, float]:
     return statistics
 
 
+LOSS_LENGTH_COLUMNS = {"alpha": "loss_alpha", "beta": "loss_beta", "ld_alpha": "loss_ld_alpha"}
+
+
+def loss_length_columns(folder: Path) -> dict[str, float]:
+    """The round's loss length setting from its lineage (R-DPO α, the round's β, LD-DPO's ld_alpha)."""
+    lineage_path = folder / "lineage.json"
+    if not lineage_path.exists():
+        return {}
+    with reading(lineage_path):
+        setting = json.loads(lineage_path.read_text()).get("loss_length_control") or {}
+    return {column: float(setting[key]) for key, column in LOSS_LENGTH_COLUMNS.items() if key in setting}
+
+
 def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, Any]]:
     """One row per round (round 0 = initial policy): eval metrics joined with pair statistics."""
     eval_rows = {}
@@ -60,6 +75,8 @@ def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, An
             row["length_vs_round0"] = row["length_chars"] / rows[0]["length_chars"] - 1
         if index > 0:
             row.update(pair_statistics(run_dir / name / "preferences"))
+            row.update(loss_length_columns(run_dir / name))
+            row.update(read_round_diagnostics(run_dir, index) or {})
             row.update(read_round_winrates(run_dir, index))
         rows.append(row)
     return rows
@@ -75,13 +92,14 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
         f"# {config.name}: {finished_rounds} of {config.rounds} rounds",
         "",
         f"policy `{config.policy}`, reference `{config.reference}`, {penalty_description(config)}, "
-        f"R-DPO alpha {config.train.get('alpha', 0.0)}, truncated completions: "
+        f"{loss_length_description(config)}, truncated completions: "
         f"`{config.label.get('truncated', DEFAULT_TRUNCATION)}` (columns truncated_*: share cut at the token limit)",
         "",
-        markdown_table(rows),
+        markdown_table([{k: v for k, v in row.items() if not k.startswith(WHY)} for row in rows]),
         "",
         "![reward and length per round](rounds.png)",
         "",
+        *why_section(rows),
         "Config: " + json.dumps(config.model_dump(mode="json"), sort_keys=True),
         "",
     ]
@@ -90,12 +108,45 @@ def write_run_report(run_dir: Path, config, report, finished_rounds: int) -> Pat
     return path
 
 
+WHY_LEGEND = (
+    "Why length moves (policy − reference, nats; `prefkit iterate` scores the reference's held-out answers "
+    "and the round's pairs under both): stop_lp_ref = log p(stop token) where the reference stopped, "
+    "stop_lp_change = its change, stop_elsewhere_change = change of log p(stop) at earlier positions, "
+    "token_change = change per content token; chosen_/rejected_short/long = change per token of the round's "
+    "chosen and rejected answers at most / above median_tokens long."
+)
+
+
+def why_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The length-diagnostics table (one row per round), or nothing when no round has diagnostics."""
+    why_rows = [
+        {"round": row["round"], **{k[len(WHY) :]: v for k, v in row.items() if k.startswith(WHY)}}
+        for row in rows
+        if any(key.startswith(WHY) for key in row)
+    ]
+    if not why_rows:
+        return []
+    return ["## Why length moves", "", WHY_LEGEND, "", markdown_table(why_rows), ""]
+
+
 def penalty_description(config) -> str:
     """How the run's length penalty was set, for the report header."""
     unit = config.label.get("length_unit", "tokens").rstrip("s")
     if config.length_penalty_mode == "length-neutral":
         return f"length penalty re-chosen each round (length-neutral, per {unit}; column length_penalty)"
     return f"length penalty {config.label.get('length_penalty', 0.0)} per {unit}"
+
+
+def loss_length_description(config) -> str:
+    """How the loss handled length, for the report header."""
+    control = getattr(config, "loss_length_control", None)
+    if control is None:
+        options = config.train.get("options") or {}
+        return f"R-DPO alpha {config.train.get('alpha', options.get('alpha', 0.0))}"
+    if control.rule == "fixed":
+        return f"loss length control {control.method}, fixed {control.value}"
+    column = "loss_alpha" if control.method == "rdpo" else "loss_beta"
+    return f"loss length control {control.method}, re-chosen each round (length-neutral; column {column})"
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

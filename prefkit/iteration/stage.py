@@ -18,6 +18,7 @@ from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.config import apply_overrides, load_config_file
 from prefkit.errors import ConfigError, validated_config
 from prefkit.ingest import resolve_prompts
+from prefkit.iteration.length_control import LossLengthControl
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
 from prefkit.progress import say
 from prefkit.sampling.engine_reuse import keep_engine
@@ -32,6 +33,7 @@ EXTENSIBLE_FIELDS = {
     "heldout_prompts",
     "round_winrate",
     "labeler_check",
+    "length_diagnostics",
 }
 
 
@@ -63,6 +65,19 @@ class IterateConfig(BaseModel):
         default_factory=lambda: [round(0.00025 * step, 5) for step in range(81)],
         description="λ values length-neutral mode chooses from (default 0 to 0.02 in steps of 0.00025; "
         "re-pairing is cheap).",
+    )
+    loss_length_control: LossLengthControl | None = Field(
+        None,
+        description="Length control in the DPO loss ([loss_length_control] method, rule, value): R-DPO α, "
+        "a length-normalised loss or LD-DPO, fixed or re-chosen each round from its pairs; combinable "
+        "with length_penalty_mode (docs/trainers.md, 'Length control in the loss').",
+    )
+    length_diagnostics: int = Field(
+        16,
+        ge=0,
+        description="Why length moves: after each round, score this many of the reference's held-out answers "
+        "and of the round's pairs under policy and reference (stop-token and per-token log-prob changes, "
+        "docs/trainers.md); 0 = off.",
     )
     seed: int = Field(0, description="Base seed: round k samples and labels with seed + k, trains with seed.")
     sample: dict[str, Any] = Field(
@@ -129,6 +144,8 @@ def check_before_start(config: IterateConfig, initial: str) -> None:
     if callable(check):
         check(train_config)
     trainer_options(trainer, train_config)  # `[train.options]`, by the plugin's own options model
+    if config.loss_length_control is not None:
+        check_loss_length_control(config, train_config)
     for name in config.evaluators:
         # reward-kl gets its reference and prompts from the run (see evaluate_rounds)
         options = dict(config.eval_options.get(name, {}))
@@ -192,6 +209,11 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
             candidates.path, label_config, config.length_penalty_grid
         )
     preferences = label(candidates.path, folder / "preferences", label_config, progress=progress)
+    loss_setting = None
+    if config.loss_length_control is not None:
+        train_config, loss_setting = loss_length_train_config(
+            config.loss_length_control, preferences.path, train_config
+        )
     checkpoint = train(preferences.path, folder / "checkpoint", train_config, progress=progress)
     lineage = {
         "round": round_index,
@@ -209,6 +231,7 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
         "pair_counts": preferences.manifest.counts,
         "length_penalty": label_config.length_penalty,
         "length_penalty_sweep": sweep,
+        "loss_length_control": loss_setting,
     }
     atomic_write_text(folder / "lineage.json", json.dumps(lineage, indent=2, default=str))
     return checkpoint.path
@@ -224,6 +247,54 @@ def length_neutral_label_config(candidates: Path, label_config, grid: list[float
         raise ConfigError("no lambda in the grid kept any pair", field="length_penalty_grid")
     sweep = [point.as_dict() for point in points]
     return label_config.model_copy(update={"length_penalty": chosen}), sweep
+
+
+def check_loss_length_control(config: IterateConfig, train_config) -> None:
+    """The loss length control sets the loss and its length option itself, and counts tokens."""
+    field = "loss_length_control"
+    if train_config.trainer != "dpo":
+        raise ConfigError("needs the dpo trainer (train.trainer = 'dpo')", field=field)
+    if "loss" in config.train:
+        raise ConfigError("sets the loss itself; leave train.loss out", field=field)
+    clashing = {"alpha", "ld_alpha"} & set(train_config.options)
+    if clashing:
+        raise ConfigError(f"sets {', '.join(sorted(clashing))} itself; leave it out of [train]", field=field)
+    if isinstance(train_config.beta, list):
+        raise ConfigError("takes one beta, not a sweep", field=field)
+    if config.label.get("length_unit", "tokens") != "tokens":
+        raise ConfigError("counts trained tokens; set label.length_unit = 'tokens'", field=field)
+
+
+def loss_length_train_config(control: LossLengthControl, preferences: Path, train_config):
+    """The round's train config with its loss length setting, and that setting as a dict (for lineage)."""
+    import polars as pl
+
+    from prefkit.iteration.length_control import PairLengths, round_setting
+
+    frame = pl.read_parquet(preferences / "data.parquet")
+
+    def flags(column: str) -> list[bool]:
+        return frame[column].to_list() if column in frame.columns else [True] * frame.height
+
+    pairs = PairLengths(
+        frame["len_chosen"].to_list(),
+        frame["len_rejected"].to_list(),
+        flags("eos_chosen"),
+        flags("eos_rejected"),
+    )
+    try:
+        setting = round_setting(control, pairs, float(train_config.beta))
+    except ValueError as error:
+        raise ConfigError(str(error), field="loss_length_control", file=preferences) from None
+    options = dict(train_config.options)
+    if setting.alpha is not None:
+        options["alpha"] = setting.alpha
+    if setting.ld_alpha is not None:
+        options["ld_alpha"] = setting.ld_alpha
+    update = {"loss": setting.loss, "options": options}
+    if setting.beta is not None:
+        update["beta"] = setting.beta
+    return train_config.model_copy(update=update), setting.as_dict()
 
 
 def evaluate_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int, progress: bool):
@@ -286,9 +357,53 @@ def iterate(
         )
         if config.round_winrate is not None:
             judge_rounds(config, run_dir, initial, round_index)
+        if config.length_diagnostics:
+            diagnose_rounds(config, run_dir, initial, round_index, progress)
         write_run_report(run_dir, config, report, round_index)
         build_report(run_dir, run_dir / "report.html")
     return run_dir
+
+
+def diagnose_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int, progress: bool):
+    """Length diagnostics of every finished round that has none yet (or had other options)."""
+    from prefkit.iteration.length_diagnostics import (
+        read_round_diagnostics,
+        round_diagnostics,
+        write_round_diagnostics,
+    )
+    from prefkit.records import read_prompts
+
+    heldout = (
+        {record.prompt_id: record.prompt for record in read_prompts(resolve_prompts(config.heldout_prompts))}
+        if config.heldout_prompts
+        else {}
+    )
+    for round_index in range(1, finished_rounds + 1):
+        # the reference's own held-out answers: those reward-kl sampled from the reference's round
+        reference_round = round_index - 1 if config.reference == "previous" else 0
+        samples = (
+            run_dir
+            / "eval"
+            / "results"
+            / f"round-{reference_round:02d}"
+            / "reward-kl"
+            / "reward_kl_samples.jsonl"
+        )
+        key = {"max_items": config.length_diagnostics, "samples": samples.exists()}
+        if read_round_diagnostics(run_dir, round_index, key) is not None:
+            continue
+        say(progress, f"[iterate] round {round_index}: length diagnostics")
+        folder = round_dir(run_dir, round_index)
+        lineage = json.loads((folder / "lineage.json").read_text())
+        values = round_diagnostics(
+            str(folder / "checkpoint"),
+            lineage["reference"],
+            samples if samples.exists() else None,
+            heldout,
+            folder / "preferences",
+            config.length_diagnostics,
+        )
+        write_round_diagnostics(run_dir, round_index, values, key)
 
 
 def judge_rounds(config: IterateConfig, run_dir: Path, initial: str, finished_rounds: int) -> None:

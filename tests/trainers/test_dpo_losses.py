@@ -97,8 +97,8 @@ HAND_COMPUTED = [
     ("sft", {}, 22 / 3),
     # per-token h = [1.5, -0.25] -> beta [0.75, -0.125]
     ("sigmoid_norm", {}, mean(softplus(-0.75), softplus(0.125))),
-    # logits = beta h - 0.1 (|y_w| - |y_l|) = [1 - 0.1, -0.5 + 0.3]
-    ("rdpo", {"alpha": 0.1}, mean(softplus(-0.9), softplus(0.2))),
+    # logits = beta h + 0.1 (|y_w| - |y_l|) = [1 + 0.1, -0.5 - 0.3]
+    ("rdpo", {"alpha": 0.1}, mean(softplus(-1.1), softplus(0.8))),
     # policy per token: chosen [-5, -12], rejected [-14, -2.75]; beta*delta = [4.5, -4.625]; minus gamma 0.2
     ("simpo", {"gamma": 0.2}, mean(softplus(-(4.5 - 0.2)), softplus(4.625 + 0.2))),
 ]

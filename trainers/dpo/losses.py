@@ -233,10 +233,14 @@ def sigmoid_norm(record: PairLogProbs, scores: PairScores, options: LossOptions)
 
 
 def rdpo(record: PairLogProbs, scores: PairScores, options: LossOptions) -> Tensor:
-    """R-DPO (Park et al. 2024): -log sigma(beta h - alpha (|y_w| - |y_l|)), lengths in tokens."""
+    """R-DPO (Park et al. 2024): -log sigma(beta h + alpha (|y_w| - |y_l|)), lengths in tokens.
+
+    The sign penalises length (alpha > 0): it is DPO for the objective max E[r] - alpha |y| - beta KL,
+    whose implicit reward is beta log(pi/ref) + alpha |y|, so a pair the longer answer won needs less
+    margin and weighs less in the gradient (docs/trainers.md, "Length control in the loss")."""
     length_gap = (record.chosen_lengths - record.rejected_lengths).to(scores.delta.dtype)
     return smoothed_logistic_loss(
-        options.beta * scores.delta - options.alpha * length_gap, options.label_smoothing
+        options.beta * scores.delta + options.alpha * length_gap, options.label_smoothing
     )
 
 
