@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from prefkit.artifacts import atomic_write_text, content_hash
 from prefkit.config import apply_overrides, load_config_file
 from prefkit.errors import ConfigError, validated_config
-from prefkit.ingest import resolve_prompts
+from prefkit.ingest import read_prompts, resolve_prompts
 from prefkit.iteration.length_control import LossLengthControl
 from prefkit.iteration.winrates import build_judge, judged_with, round_winrates
 from prefkit.progress import say
@@ -132,7 +132,6 @@ def check_before_start(config: IterateConfig, initial: str) -> None:
     """Everything a run needs, checked before RUN/iterate.json or any round folder is written: the stage
     sections, the labeler, trainer and evaluator plugins with their options, and the prompt files."""
     from prefkit.evaluation.stage import check_evaluator
-    from prefkit.ingest import read_prompts
     from prefkit.labeling.registry import check_labeler
     from prefkit.plugins import construct_plugin
     from prefkit.training.stage import trainer_options
@@ -371,7 +370,6 @@ def diagnose_rounds(config: IterateConfig, run_dir: Path, initial: str, finished
         round_diagnostics,
         write_round_diagnostics,
     )
-    from prefkit.records import read_prompts
 
     heldout = (
         {record.prompt_id: record.prompt for record in read_prompts(resolve_prompts(config.heldout_prompts))}
