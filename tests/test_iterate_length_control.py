@@ -9,7 +9,7 @@ import pytest
 
 from prefkit.errors import ConfigError
 from prefkit.iteration.length_control import PairLengths, round_setting
-from prefkit.iteration.stage import iterate
+from prefkit.iteration.stage import iterate, mean_completion_tokens
 from tests.test_iterate_pipeline import tiny_run_config
 
 TOKENS_LABEL = {"labeler": "vader", "length_unit": "tokens"}
@@ -56,6 +56,34 @@ def test_rdpo_alpha_is_chosen_from_each_rounds_pairs(tiny_model_dir, prompts_fil
         assert report[column][1] == pytest.approx(diagnostics[column])
     assert diagnostics["why_stop_lp_ref"] < 0
     assert "## Why length moves" in text and "stop_lp_change" in text.split("## Why length moves")[1]
+
+
+@pytest.mark.slow
+def test_length_target_alpha_follows_the_sampled_length(tiny_model_dir, prompts_file, tmp_path):
+    gain = 0.2
+    control = {"method": "rdpo", "rule": "length-target", "value": 0.05, "gain": gain}
+    config = tiny_run_config(
+        str(tiny_model_dir),
+        str(prompts_file),
+        label=TOKENS_LABEL,
+        loss_length_control=control,
+        length_diagnostics=0,
+    )
+    run_dir = iterate(config, tmp_path / "run", progress=False)
+    settings = [
+        json.loads((run_dir / f"round-{k:02d}" / "lineage.json").read_text())["loss_length_control"]
+        for k in (1, 2)
+    ]
+    assert settings[0]["alpha"] == 0.05 and "length_drift" not in settings[0]
+    # round 2: round 1's alpha moved by gain x (round 2's sampled tokens / round 1's - 1)
+    lengths = [mean_completion_tokens(run_dir / f"round-{k:02d}" / "candidates") for k in (1, 2)]
+    drift = lengths[1] / lengths[0] - 1
+    assert settings[1]["length_drift"] == pytest.approx(drift)
+    assert settings[1]["alpha"] == pytest.approx(max(0.0, 0.05 + gain * drift))
+    report = pl.read_parquet(run_dir / "report.parquet")
+    assert report["loss_alpha"].to_list()[1:] == pytest.approx([settings[0]["alpha"], settings[1]["alpha"]])
+    assert report["loss_length_drift"][2] == pytest.approx(drift)
+    assert "moved by gain 0.2" in (run_dir / "report.md").read_text()
 
 
 def test_loss_length_control_refuses_a_loss_it_would_override(tiny_model_dir, prompts_file, tmp_path):

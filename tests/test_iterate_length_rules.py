@@ -9,9 +9,12 @@ from pydantic import ValidationError
 
 from prefkit.iteration.length_control import (
     ALPHA_CAP,
+    DEFAULT_GAIN,
+    LengthHistory,
     LossLengthControl,
     PairLengths,
     length_neutral_alpha,
+    length_target_alpha,
     round_setting,
     stop_push,
 )
@@ -83,8 +86,38 @@ def test_round_setting_per_method():
         ({"method": "ld_dpo", "rule": "fixed", "value": 1.5}, r"in \[0, 1\]"),
         ({"method": "sigmoid_norm", "rule": "fixed", "value": 0.0}, "> 0"),
         ({"method": "simpo"}, "method"),
+        ({"method": "rdpo", "rule": "length-target"}, "value is needed"),
+        ({"method": "sigmoid_norm", "rule": "length-target", "value": 2.0}, "use method = 'rdpo'"),
+        ({"method": "rdpo", "rule": "fixed", "value": 0.05, "gain": 0.1}, "by rule = .length-target. only"),
+        ({"method": "rdpo", "rule": "length-target", "value": 0.05, "gain": 0.0}, "greater than 0"),
     ],
 )
 def test_bad_controls_are_refused(values, message):
     with pytest.raises(ValidationError, match=message):
         LossLengthControl(**values)
+
+
+def test_length_target_moves_alpha_against_the_drift():
+    # answers grew from 40 to 50 tokens since round 1 (+25 %): alpha 0.05 + 0.2 * 0.25 = 0.10
+    grown = LengthHistory(previous_alpha=0.05, length=50.0, target_length=40.0)
+    assert grown.drift() == pytest.approx(0.25)
+    assert length_target_alpha(grown, gain=0.2) == pytest.approx(0.10)
+    # shrank from 40 to 30 (-25 %): 0.05 - 0.2 * 0.25 = 0.0; further down it stops at 0 (never rewards length)
+    assert length_target_alpha(LengthHistory(0.05, 30.0, 40.0), gain=0.2) == pytest.approx(0.0)
+    assert length_target_alpha(LengthHistory(0.05, 20.0, 40.0), gain=0.2) == 0.0
+    # and up at the cap
+    assert length_target_alpha(LengthHistory(0.9, 80.0, 40.0), gain=0.2) == ALPHA_CAP
+
+
+def test_length_target_round_setting():
+    control = LossLengthControl(method="rdpo", rule="length-target", value=0.05)
+    lengths = pairs([30, 10], [10, 20])
+    first = round_setting(control, lengths, beta=0.1)  # round 1: no history, the given alpha
+    assert (first.loss, first.alpha, first.length_drift) == ("rdpo", 0.05, None)
+    later = round_setting(control, lengths, beta=0.1, history=LengthHistory(0.06, 44.0, 40.0))
+    # default gain: 0.06 + 0.13 * 0.1
+    assert DEFAULT_GAIN == 0.13
+    assert later.alpha == pytest.approx(0.06 + 0.013)
+    assert later.length_drift == pytest.approx(0.1)
+    assert later.as_dict()["rule"] == "length-target"
+    assert later.stop_push_after == pytest.approx(stop_push(lengths, later.alpha))

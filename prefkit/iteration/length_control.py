@@ -10,6 +10,10 @@ fixed value or re-chosen from the round's pairs:
   the start, where the policy equals the reference and h = 0), solve
   Σ w_i(α)·[(e_w,i − e_l,i) − gap_i / L̄] = 0 for α ≥ 0, where gap_i = |y_w| − |y_l| in trained tokens,
   e = 1 when the side is trained with a closing EOS, and L̄ the pairs' mean trained length.
+- `rdpo` with `length-target`: a setpoint, not a first-order balance. Round 1 trains with `value`; round r
+  moves the previous round's α by `gain` × the drift of the policy's sampled length, the mean tokens of
+  round r's candidates (the previous round's policy on the training prompts) over round 1's (the initial
+  policy's) minus 1: α_r = clip(α_{r−1} + gain·drift_r, 0, cap). Held-out prompts are never read.
 - `sigmoid_norm` (length-normalised DPO, −log σ(β(r_w/|y_w| − r_l/|y_l|))): β_k = β·L̄, so a pair of the
   round's mean length has the same logit scale as summed DPO while no sequence's gradient grows with
   its length.
@@ -29,6 +33,9 @@ from prefkit.validation import STRICT_CONFIG
 
 METHODS = ("rdpo", "sigmoid_norm", "ld_dpo")
 ALPHA_CAP = 1.0  # per token: at α·gap = ±10 logits a pair's weight is 0 or 1 already
+# α per unit of relative length drift: 1 / 7.6, the inverse of round 1's measured sensitivity on the embedded
+# default (seed 0: α 0.05 moved held-out length from +36 % to −2 % in tokens; docs/experiments)
+DEFAULT_GAIN = 0.13
 
 
 class LossLengthControl(BaseModel):
@@ -40,19 +47,30 @@ class LossLengthControl(BaseModel):
         description="rdpo: R-DPO's α·(|y_w| − |y_l|) in the logit; sigmoid_norm: length-normalised DPO; "
         "ld_dpo: LD-DPO's down-weighting of tokens past the shorter answer."
     )
-    rule: Literal["fixed", "length-neutral"] = Field(
+    rule: Literal["fixed", "length-neutral", "length-target"] = Field(
         "length-neutral",
         description="fixed: `value` in every round; length-neutral: re-chosen each round from its pairs "
-        "(rdpo: α; sigmoid_norm: β·mean trained length).",
+        "(rdpo: α; sigmoid_norm: β·mean trained length); length-target (rdpo): `value` in round 1, then "
+        "α moved by gain × the drift of the sampled length from round 1's.",
     )
     value: float | None = Field(
-        None, description="fixed rule: α (rdpo), β (sigmoid_norm) or ld_alpha (ld_dpo)."
+        None,
+        description="fixed rule: α (rdpo), β (sigmoid_norm) or ld_alpha (ld_dpo); length-target: round 1's α.",
+    )
+    gain: float | None = Field(
+        None,
+        gt=0,
+        description=f"length-target: α per unit of relative length drift (default {DEFAULT_GAIN}).",
     )
 
     @model_validator(mode="after")
     def _check(self) -> LossLengthControl:
-        if self.rule == "fixed" and self.value is None:
-            raise ValueError("value is needed with rule = 'fixed'")
+        if self.rule in ("fixed", "length-target") and self.value is None:
+            raise ValueError(f"value is needed with rule = '{self.rule}'")
+        if self.rule == "length-target" and self.method != "rdpo":
+            raise ValueError("length-target sets R-DPO's alpha; use method = 'rdpo'")
+        if self.gain is not None and self.rule != "length-target":
+            raise ValueError("gain is used by rule = 'length-target' only")
         if self.rule == "length-neutral" and self.value is not None:
             raise ValueError("value is chosen per round under rule = 'length-neutral'; leave it out")
         if self.method == "ld_dpo" and self.rule != "fixed":
@@ -80,6 +98,18 @@ class PairLengths:
 
 
 @dataclass(frozen=True)
+class LengthHistory:
+    """What the length-target rule reads from earlier rounds (mean completion tokens of sampled candidates)."""
+
+    previous_alpha: float  # the α the previous round trained with
+    length: float  # this round's candidates: the previous round's policy
+    target_length: float  # round 1's candidates: the initial policy
+
+    def drift(self) -> float:
+        return self.length / self.target_length - 1
+
+
+@dataclass(frozen=True)
 class LossLengthSetting:
     """What one round trains with, and the numbers it was chosen from (recorded in lineage and report)."""
 
@@ -92,6 +122,7 @@ class LossLengthSetting:
     mean_length: float | None = None  # L̄ of the round's pairs, trained tokens
     stop_push_before: float | None = None  # the rdpo rule's criterion at α = 0 (per pair)
     stop_push_after: float | None = None  # ... at the chosen α (0 unless capped or already <= 0)
+    length_drift: float | None = None  # length-target: this round's sampled length / round 1's − 1
 
     def as_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -134,8 +165,17 @@ def length_neutral_alpha(pairs: PairLengths, cap: float = ALPHA_CAP, tolerance: 
     return high
 
 
-def round_setting(control: LossLengthControl, pairs: PairLengths, beta: float) -> LossLengthSetting:
-    """The loss setting of one round: fixed, or chosen from the round's pairs by the method's rule."""
+def length_target_alpha(history: LengthHistory, gain: float, cap: float = ALPHA_CAP) -> float:
+    """α_r = clip(α_{r−1} + gain·drift_r, 0, cap): more α when the policy's answers grew since round 1, less
+    when they shrank; α never goes negative (that would reward length)."""
+    return min(cap, max(0.0, history.previous_alpha + gain * history.drift()))
+
+
+def round_setting(
+    control: LossLengthControl, pairs: PairLengths, beta: float, history: LengthHistory | None = None
+) -> LossLengthSetting:
+    """The loss setting of one round: fixed, chosen from the round's pairs, or (length-target) from the
+    previous round's α and the drift of the sampled length (`history`; None in round 1)."""
     mean_length = pairs.mean_length() if pairs.chosen else None
     if control.method == "ld_dpo":
         return LossLengthSetting(
@@ -151,7 +191,13 @@ def round_setting(control: LossLengthControl, pairs: PairLengths, beta: float) -
         return LossLengthSetting(
             "sigmoid_norm", control.rule, "sigmoid_norm", beta=round_beta, mean_length=mean_length
         )
-    alpha = float(control.value) if control.rule == "fixed" else length_neutral_alpha(pairs)  # type: ignore[arg-type]
+    drift = None
+    if control.rule == "length-neutral":
+        alpha = length_neutral_alpha(pairs)
+    elif control.rule == "length-target" and history is not None:
+        alpha, drift = length_target_alpha(history, control.gain or DEFAULT_GAIN), history.drift()
+    else:
+        alpha = float(control.value)  # type: ignore[arg-type]
     return LossLengthSetting(
         "rdpo",
         control.rule,
@@ -160,4 +206,5 @@ def round_setting(control: LossLengthControl, pairs: PairLengths, beta: float) -
         mean_length=mean_length,
         stop_push_before=stop_push(pairs, 0.0) if pairs.chosen else None,
         stop_push_after=stop_push(pairs, alpha) if pairs.chosen else None,
+        length_drift=drift,
     )

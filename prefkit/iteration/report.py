@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from prefkit.artifacts import atomic_write_parquet, atomic_write_text, read_manifest
+from prefkit.iteration.length_control import DEFAULT_GAIN
 from prefkit.iteration.length_diagnostics import PREFIX as WHY
 from prefkit.iteration.length_diagnostics import read_round_diagnostics
 from prefkit.iteration.winrates import OPPONENTS, read_round_winrates
@@ -43,7 +44,12 @@ def pair_statistics(preferences_dir: Path) -> dict[str, float]:
     return statistics
 
 
-LOSS_LENGTH_COLUMNS = {"alpha": "loss_alpha", "beta": "loss_beta", "ld_alpha": "loss_ld_alpha"}
+LOSS_LENGTH_COLUMNS = {
+    "alpha": "loss_alpha",
+    "beta": "loss_beta",
+    "ld_alpha": "loss_ld_alpha",
+    "length_drift": "loss_length_drift",
+}
 
 
 def loss_length_columns(folder: Path) -> dict[str, float]:
@@ -145,6 +151,12 @@ def loss_length_description(config) -> str:
         return f"R-DPO alpha {config.train.get('alpha', options.get('alpha', 0.0))}"
     if control.rule == "fixed":
         return f"loss length control {control.method}, fixed {control.value}"
+    if control.rule == "length-target":
+        return (
+            f"loss length control rdpo, alpha {control.value} in round 1, then moved by gain "
+            f"{control.gain or DEFAULT_GAIN} x the sampled length's drift from round 1 "
+            "(columns loss_alpha, loss_length_drift)"
+        )
     column = "loss_alpha" if control.method == "rdpo" else "loss_beta"
     return f"loss length control {control.method}, re-chosen each round (length-neutral; column {column})"
 

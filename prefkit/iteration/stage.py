@@ -210,8 +210,9 @@ def run_round(config: IterateConfig, run_dir: Path, round_index: int, initial: s
     preferences = label(candidates.path, folder / "preferences", label_config, progress=progress)
     loss_setting = None
     if config.loss_length_control is not None:
+        history = length_history(config.loss_length_control, run_dir, round_index)
         train_config, loss_setting = loss_length_train_config(
-            config.loss_length_control, preferences.path, train_config
+            config.loss_length_control, preferences.path, train_config, history
         )
     checkpoint = train(preferences.path, folder / "checkpoint", train_config, progress=progress)
     lineage = {
@@ -264,7 +265,35 @@ def check_loss_length_control(config: IterateConfig, train_config) -> None:
         raise ConfigError("counts trained tokens; set label.length_unit = 'tokens'", field=field)
 
 
-def loss_length_train_config(control: LossLengthControl, preferences: Path, train_config):
+def mean_completion_tokens(candidates: Path) -> float:
+    """Mean tokens per sampled completion of a candidates artifact (cut ones counted at the limit)."""
+    import polars as pl
+
+    tokens = pl.read_parquet(candidates / "data.parquet", columns=["completion_tokens"])["completion_tokens"]
+    return float(tokens.explode().mean())  # type: ignore[arg-type]
+
+
+def length_history(control: LossLengthControl, run_dir: Path, round_index: int):
+    """What the length-target rule reads from earlier rounds: the previous round's α and the sampled length
+    of round 1 and of this round (None for other rules and in round 1)."""
+    from prefkit.iteration.length_control import LengthHistory
+
+    if control.rule != "length-target" or round_index == 1:
+        return None
+    previous = round_dir(run_dir, round_index - 1) / "lineage.json"
+    setting = json.loads(previous.read_text()).get("loss_length_control") or {}
+    if "alpha" not in setting:
+        raise ConfigError(
+            "the previous round trained without an R-DPO alpha", field="loss_length_control", file=previous
+        )
+    return LengthHistory(
+        previous_alpha=float(setting["alpha"]),
+        length=mean_completion_tokens(round_dir(run_dir, round_index) / "candidates"),
+        target_length=mean_completion_tokens(round_dir(run_dir, 1) / "candidates"),
+    )
+
+
+def loss_length_train_config(control: LossLengthControl, preferences: Path, train_config, history=None):
     """The round's train config with its loss length setting, and that setting as a dict (for lineage)."""
     import polars as pl
 
@@ -282,7 +311,7 @@ def loss_length_train_config(control: LossLengthControl, preferences: Path, trai
         flags("eos_rejected"),
     )
     try:
-        setting = round_setting(control, pairs, float(train_config.beta))
+        setting = round_setting(control, pairs, float(train_config.beta), history)
     except ValueError as error:
         raise ConfigError(str(error), field="loss_length_control", file=preferences) from None
     options = dict(train_config.options)
