@@ -134,6 +134,7 @@ def run_ours(args, spec: dict) -> dict:
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from prefkit_trainers.dpo.batching import longest_sequence
     from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout, supports_shared_prefix
     from prefkit_trainers.dpo.loop import LoopConfig, LoopData, build_optimizer, build_scheduler, train_loop
     from prefkit_trainers.dpo.losses import LossOptions, parse_loss_spec
@@ -150,7 +151,7 @@ def run_ours(args, spec: dict) -> dict:
     accelerator = Accelerator(
         mixed_precision="bf16" if args.dtype == "bf16" else "no", cpu=args.device == "cpu"
     )
-    layout = spec["layout"] if supports_shared_prefix(model) else "separate"
+    layout = spec["layout"] if supports_shared_prefix(model, longest_sequence(pairs)) else "separate"
     memory = PeakMemory(args.device)
     memory.start()
     started = time.perf_counter()

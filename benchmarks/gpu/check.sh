@@ -12,16 +12,16 @@
 # reward-scoring, iterate, train. A failed step is a `failed` row in the table and the next step runs; the
 # table (benchmarks/gpu/report.py) is printed last and written to LOGS/summary.md.
 #
-# Settings (environment): PYTHON (python3), SITE (/tmp/prefkit-gpu-site: where install puts the wheels),
-# STASH (/tmp/prefkit-gpu-parts: parts kept across calls), PART_MB (56: a part plus the ~5 MB working tree
-# stays under a 64 MiB transfer), WITH_OPTIONAL=1 (also carry flashinfer/cutlass kernels), SMOLLM2 (a folder
-# with SmolLM2's real weights).
+# Settings (environment): PYTHON (python3), WORK (CHECKOUT/.gpu: prepare's output), SITE (/tmp/prefkit-gpu-site:
+# where install puts the wheels), STASH (/tmp/prefkit-gpu-parts: parts kept across calls), PART_MB (56: a part plus
+# the ~5 MB working tree stays under a 64 MiB transfer), WITH_OPTIONAL=1 (also carry flashinfer/cutlass kernels),
+# SMOLLM2 (a folder with SmolLM2's real weights).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/benchmarks/gpu
 PYTHON=${PYTHON:-python3}
-WORK=$ROOT/.gpu
+WORK=${WORK:-$ROOT/.gpu}
 SITE=${SITE:-/tmp/prefkit-gpu-site}
 STASH=${STASH:-/tmp/prefkit-gpu-parts}
 UNPACKED=${UNPACKED:-/tmp/prefkit-gpu-wheels}
@@ -61,7 +61,11 @@ prepare() {
   "$PYTHON" "$HERE/collect_wheels.py" "$wheel" "vllm==$VLLM_VERSION" "${EXTRA_REQUIREMENTS[@]}" \
     --out "$WORK/wheels" ${WITH_OPTIONAL:+--with-optional}
   "$PYTHON" "$HERE/parts.py" pack "$WORK/wheels" "$WORK/parts" --part-mb "$PART_MB"
-  tree_mb=$(git -C "$ROOT" ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | awk '{printf "%.1f", $1 / 1e6}')
+  # paths are relative to ROOT, whatever the caller's directory; a tracked file deleted in the checkout makes
+  # du (and so the pipeline) fail without making the size wrong; every "total" line counts (xargs may run du
+  # more than once)
+  tree_mb=$(cd "$ROOT" && git ls-files -z | xargs -0 du -cb 2>/dev/null |
+    awk '$2 == "total" {bytes += $1} END {printf "%.1f", bytes / 1e6}') || true
   say "parts in $WORK/parts (the tracked tree is $tree_mb MB; with one part it must fit the transfer limit)"
   say "carry them to the GPU machine's checkout, .gpu/parts/ (all at once or one per call), then run: check.sh install"
 }

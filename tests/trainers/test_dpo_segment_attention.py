@@ -8,8 +8,9 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from prefkit_trainers.dpo.batching import longest_sequence
 from prefkit_trainers.dpo.data import TokenizedPair
-from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask
+from prefkit_trainers.dpo.logprobs import CompletionLogProbs, prepare_attention_mask, supports_shared_prefix
 from prefkit_trainers.dpo.packing import collate_layout
 from prefkit_trainers.dpo.segment_attention import (
     SEGMENT_ATTENTION,
@@ -169,6 +170,31 @@ def test_sliding_window_model_keeps_its_attention():
     assert "sliding" in segment_attention_blocker(model)
     batch = prepare_attention_mask(collate_layout(random_pairs(2), 0, "shared_prefix"), model, torch.float32)
     assert batch.attention_mask.dtype == torch.bool and attention_implementation(model) == "sdpa"
+
+
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_shared_layouts_are_chosen_only_where_they_give_the_separate_log_probs(implementation):
+    # the dense mask replaces the model's sliding-window mask: exact only while no sequence reaches the window
+    pairs = random_pairs(4)
+    longest = longest_sequence(pairs)
+    for window, exact in ((4, False), (longest, True)):
+        torch.manual_seed(0)
+        config = MistralConfig(
+            **TINY,
+            num_hidden_layers=1,
+            num_key_value_heads=2,
+            sliding_window=window,
+            attn_implementation=implementation,
+        )
+        model = MistralForCausalLM(config).eval()
+        with torch.no_grad():
+            separate = scored(model, pairs, "separate")
+            shared = [scored(model, pairs, layout) for layout in ("shared_prefix", "padding_free")]
+        matches = all(torch.allclose(logps, separate, atol=1e-5, rtol=0) for logps in shared)
+        assert matches == exact, window
+        assert supports_shared_prefix(model, longest) == exact, window
+        assert not supports_shared_prefix(model, window + 1)
+        assert not supports_shared_prefix(model)  # lengths unknown: any window may be reached
 
 
 def test_gradients_equal_the_separate_layout_under_grouped_query_attention():

@@ -27,6 +27,11 @@ def pair_width(pair: TokenizedPair, layout: str) -> int:
     return len(pair.prompt) + len(pair.chosen) + len(pair.rejected)
 
 
+def longest_sequence(pairs: Sequence[TokenizedPair]) -> int:
+    """Tokens of the longest prompt + completion among `pairs` (0 for none)."""
+    return max((pair_width(pair, "separate") for pair in pairs), default=0)
+
+
 def batch_tokens(pairs: Sequence[TokenizedPair], layout: str) -> int:
     """Tokens the forward pass runs on for these pairs in `layout`, padding included."""
     if not pairs:

@@ -20,7 +20,7 @@ from prefkit_trainers.dpo.head_logprobs import (
     is_plain_linear,
     linear_head_logprobs,
 )
-from prefkit_trainers.dpo.segment_attention import SEGMENT_ATTENTION, decoder_inputs, fit_attention
+from prefkit_trainers.dpo.segment_attention import decoder_inputs, fit_attention, shared_layout_blocker
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -179,11 +179,11 @@ def disable_dropout(model: nn.Module) -> None:
             module.p = 0.0
 
 
-def supports_shared_prefix(causal_lm: nn.Module) -> bool:
+def supports_shared_prefix(causal_lm: nn.Module, longest: int | None = None) -> bool:
     """Shared-prefix and packed batches run on prefkit's segment attention (set in place of sdpa) or on a
-    dense mask (sdpa, eager); a flash-attention implementation the user chose takes neither."""
-    implementation = getattr(getattr(causal_lm, "config", None), "_attn_implementation", None)
-    return implementation in (SEGMENT_ATTENTION, "sdpa", "eager", None)
+    dense mask (sdpa, eager): true when that gives the model's own log-probs for sequences of up to
+    `longest` tokens (None: any length); see `segment_attention.shared_layout_blocker`."""
+    return shared_layout_blocker(causal_lm, longest) is None
 
 
 def prepare_attention_mask(batch: PairBatch, causal_lm: nn.Module, dtype: torch.dtype) -> PairBatch:

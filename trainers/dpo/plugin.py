@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from prefkit_trainers.dpo.batching import batch_tokens
+from prefkit_trainers.dpo.batching import batch_tokens, longest_sequence
 from prefkit_trainers.dpo.data import TokenizedPair, tokenize_pairs
 from prefkit_trainers.dpo.logprobs import CompletionLogProbs, disable_dropout, supports_shared_prefix
 from prefkit_trainers.dpo.loop import (
@@ -114,8 +114,9 @@ class DPOTrainerPlugin:
             config.policy, dtype="float32", device="cpu", trust_remote_code=config.trust_remote_code
         )
         disable_dropout(policy)
-        # the two masked layouts need sdpa/eager attention; flash kernels fall back to separate rows
-        layout = options.layout if supports_shared_prefix(policy) else "separate"
+        # the two masked layouts need sdpa/eager attention and no window a sequence reaches; other models
+        # fall back to separate rows
+        layout = options.layout if supports_shared_prefix(policy, longest_sequence(pairs)) else "separate"
         with out_of_memory_reported(lambda: out_of_memory_message("the reference pass", None, device)):
             reference, cache_status = reference_logprobs(
                 accelerator, request, policy, tokenizer, pairs, layout, options, needs_reference(loss_spec)
@@ -306,7 +307,7 @@ def reference_logprobs(
             pairs,
             pad_id=tokenizer.pad_token_id,
             batch_size=max(config.batch_size, 8),
-            layout=layout if supports_shared_prefix(model) else "separate",
+            layout=layout if supports_shared_prefix(model, longest_sequence(pairs)) else "separate",
             device=accelerator.device,
             autocast=accelerator.autocast,
         )

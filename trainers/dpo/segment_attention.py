@@ -239,6 +239,40 @@ def segment_attention_blocker(causal_lm: nn.Module) -> str | None:
     return None
 
 
+def shared_layout_blocker(causal_lm: nn.Module, longest: int | None = None) -> str | None:
+    """Why the shared-prefix and padding-free layouts would not give this model's log-probs (None when they do).
+
+    Both run on segment attention or on the dense mask from the spans. That mask is all a model gets: a
+    sliding window or attention chunks are not applied on top of it, and they would be counted in columns,
+    not positions, anyway. So a window or chunk that a sequence (`longest` tokens of prompt + completion;
+    None: unknown) can reach, or layers that are not attention at all, need separate rows, where transformers
+    builds the model's own masks. Flash kernels take no custom mask."""
+    implementation = attention_implementation(causal_lm)
+    if implementation not in (SEGMENT_ATTENTION, "sdpa", "eager", None):
+        return f"its attention implementation is {implementation!r} (the dense mask needs sdpa or eager)"
+    config = getattr(causal_lm, "config", None)
+    if config is None:
+        return None
+    layer_types = set(getattr(config, "layer_types", None) or ())
+    others = layer_types - {"full_attention", "sliding_attention", "chunked_attention"}
+    if others:
+        return f"it has {sorted(others)} layers"
+    if layer_types:
+        sliding = "sliding_attention" in layer_types
+        chunked = "chunked_attention" in layer_types
+    else:
+        sliding = getattr(config, "use_sliding_window", True)
+        chunked = True
+    spans = {
+        "sliding window": getattr(config, "sliding_window", None) if sliding else None,
+        "attention chunk": getattr(config, "attention_chunk_size", None) if chunked else None,
+    }
+    for name, size in spans.items():
+        if size is not None and (longest is None or longest > size):
+            return f"its {name} of {size} tokens" + ("" if longest is None else f" (sequences of {longest})")
+    return None
+
+
 def use_segment_attention(causal_lm: nn.Module) -> bool:
     """Set segment attention on the model when it can run it (once; logs why not otherwise)."""
     if attention_implementation(causal_lm) == SEGMENT_ATTENTION:
