@@ -278,9 +278,9 @@ esac
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
-    --logs) LOGS=$2; shift ;;
-    --only) ONLY=$2; shift ;;
-    --skip) SKIP=$2; shift ;;
+    --logs) LOGS=${2:?--logs needs a value}; shift ;;
+    --only) ONLY=${2:?--only needs a value}; shift ;;
+    --skip) SKIP=${2:?--skip needs a value}; shift ;;
     -h | --help) usage ;;
     *) say "unknown argument '$1'"; usage ;;
   esac

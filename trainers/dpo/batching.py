@@ -2,8 +2,10 @@
 
 With `max_tokens_per_batch` set, an optimizer step still trains the same pairs as without it (batch_size x
 grad_accum pairs per process, in the epoch's order fixed by (seed, epoch)), so the learning-rate schedule,
-the resume position (pairs of the epoch done) and the step's gradient do not change; only how those pairs
-are cut into micro-batches does. Within a step the pairs are sorted longest first (ties by index, so the
+the resume position (pairs of the epoch done) and the step's gradient from the per-pair losses do not
+change; only how those pairs are cut into micro-batches does. Terms averaged per token within a
+micro-batch (RPO's `sft` term, the logged per-token means) are weighted by how the step is cut, so with a
+token budget they differ slightly from the same step without one. Within a step the pairs are sorted longest first (ties by index, so the
 cut is reproducible) and micro-batches are filled up to the budget, counted as the tokens the forward
 pass runs in the batch layout, padding included. A pair longer than the budget runs alone.
 
