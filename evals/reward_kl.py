@@ -162,7 +162,8 @@ def summarize(
     rewards: list[list[float]],
     reference_logprobs: list[list[float]] | None,
 ) -> dict[str, Any]:
-    """Flat metrics: reward (per-prompt mean, then mean and SE across prompts), lengths, and sequence KL.
+    """Flat metrics: reward and length in characters (per-prompt mean, then mean and SE across prompts),
+    length in tokens, and sequence KL.
 
     `length_tokens` counts the sampled tokens, the closing EOS included when the model emitted one (as
     `prefkit sample` counts them).
@@ -172,11 +173,15 @@ def summarize(
             "the labeler returned scores that do not line up with the completions", field="labeler"
         )
     reward_mean, reward_se = mean_and_standard_error([statistics.fmean(group) for group in rewards])
+    _, length_chars_se = mean_and_standard_error(
+        [statistics.fmean(len(s.text) for s in group) for group in samples]
+    )
     flat = [sample for group in samples for sample in group]
     metrics: dict[str, Any] = {
         "reward_mean": reward_mean,
         "reward_se": reward_se,
         "length_chars": statistics.fmean(len(s.text) for s in flat),
+        "length_chars_se": length_chars_se,
         "length_tokens": statistics.fmean(s.num_tokens for s in flat),
         "n_prompts": len(samples),
         "n_samples": len(flat),

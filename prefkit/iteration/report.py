@@ -73,7 +73,15 @@ def round_rows(run_dir: Path, report, finished_rounds: int) -> list[dict[str, An
         name = f"round-{index:02d}"
         row: dict[str, Any] = {"round": index}
         metrics = eval_rows.get(name, {})
-        for key in ("reward_mean", "reward_se", "kl_mean", "kl_se", "length_chars", "length_tokens"):
+        for key in (
+            "reward_mean",
+            "reward_se",
+            "kl_mean",
+            "kl_se",
+            "length_chars",
+            "length_chars_se",
+            "length_tokens",
+        ):
             if key in metrics:
                 row[key] = metrics[key]
         if "length_chars" in row and rows and rows[0].get("length_chars"):

@@ -37,6 +37,10 @@ def test_summary_averages_per_prompt_first():
     assert (metrics["n_prompts"], metrics["n_samples"]) == (2, 4)
     no_reference = summarize(samples, rewards, None)
     assert (no_reference["kl_mean"], no_reference["kl_se"]) == (0.0, 0.0)
+    # length s.e. across prompts: per-prompt means 3 and 3 -> 0; 3 and 8 -> stdev 3.5355 / sqrt 2 = 2.5
+    assert metrics["length_chars_se"] == 0.0
+    longer = [samples[0], [sample("a" * 8, 8, -1.0), sample("b" * 8, 8, -1.0)]]
+    assert summarize(longer, rewards, None)["length_chars_se"] == pytest.approx(2.5)
 
 
 def test_summary_rejects_misaligned_scores():
