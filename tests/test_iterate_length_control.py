@@ -9,7 +9,7 @@ import pytest
 
 from prefkit.errors import ConfigError
 from prefkit.iteration.length_control import PairLengths, round_setting
-from prefkit.iteration.stage import iterate, mean_completion_tokens
+from prefkit.iteration.stage import iterate
 from tests.test_iterate_pipeline import tiny_run_config
 
 TOKENS_LABEL = {"labeler": "vader", "length_unit": "tokens"}
@@ -76,7 +76,13 @@ def test_length_target_alpha_follows_the_sampled_length(tiny_model_dir, prompts_
     ]
     assert settings[0]["alpha"] == 0.05 and "length_drift" not in settings[0]
     # round 2: round 1's alpha moved by gain x (round 2's sampled tokens / round 1's - 1)
-    lengths = [mean_completion_tokens(run_dir / f"round-{k:02d}" / "candidates") for k in (1, 2)]
+    # the sampled tokens per completion, counted from the candidates themselves
+    lengths = [
+        pl.read_parquet(run_dir / f"round-{k:02d}" / "candidates" / "data.parquet")["completion_tokens"]
+        .explode()
+        .mean()
+        for k in (1, 2)
+    ]
     drift = lengths[1] / lengths[0] - 1
     assert settings[1]["length_drift"] == pytest.approx(drift)
     assert settings[1]["alpha"] == pytest.approx(max(0.0, 0.05 + gain * drift))

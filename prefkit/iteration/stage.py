@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from prefkit.artifacts import atomic_write_text, content_hash
+from prefkit.artifacts import atomic_write_text, content_hash, read_manifest
 from prefkit.config import apply_overrides, load_config_file
 from prefkit.errors import ConfigError, validated_config
 from prefkit.ingest import read_prompts, resolve_prompts
@@ -266,11 +266,10 @@ def check_loss_length_control(config: IterateConfig, train_config) -> None:
 
 
 def mean_completion_tokens(candidates: Path) -> float:
-    """Mean tokens per sampled completion of a candidates artifact (cut ones counted at the limit)."""
-    import polars as pl
-
-    tokens = pl.read_parquet(candidates / "data.parquet", columns=["completion_tokens"])["completion_tokens"]
-    return float(tokens.explode().mean())  # type: ignore[arg-type]
+    """Mean tokens per sampled completion of a candidates artifact (cut ones counted at the limit), from the
+    counts `prefkit sample` records in its manifest."""
+    counts = read_manifest(candidates).counts
+    return counts["completion_tokens"] / counts["completions"]
 
 
 def length_history(control: LossLengthControl, run_dir: Path, round_index: int):
