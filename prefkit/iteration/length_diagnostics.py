@@ -94,30 +94,12 @@ def score_sequences(
     model, pairs: Sequence[tuple[list[int], list[int]]], stop_ids: Sequence[int], batch_size=8
 ):
     """TokenScores of each (prompt ids, completion ids) under `model`, with `stop_ids[i]` as its stop token."""
-    import torch
+    from prefkit.scoring import completion_log_softmax
 
-    device = next(model.parameters()).device
-    results: list[TokenScores] = []
-    with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start : start + batch_size]
-            width = max(len(p) + len(c) for p, c in batch)
-            input_ids = torch.zeros((len(batch), width), dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, (prompt, completion) in enumerate(batch):
-                input_ids[row, : len(prompt) + len(completion)] = torch.tensor(prompt + completion)
-                attention[row, : len(prompt) + len(completion)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
-            for row, (prompt, completion) in enumerate(batch):
-                # the logits at position t predict token t + 1: the completion's from len(prompt) - 1 on;
-                # log_softmax over these rows only (the vocabulary is the large dimension)
-                rows = (
-                    logits[row, len(prompt) - 1 : len(prompt) + len(completion) - 1].float().log_softmax(-1)
-                )
-                targets = torch.tensor(completion, device=rows.device)
-                token = rows.gather(1, targets.unsqueeze(1)).squeeze(1)
-                stop = rows[:, stop_ids[start + row]]
-                results.append(TokenScores(token.tolist(), stop.tolist()))
+    results: list[TokenScores | None] = [None] * len(pairs)
+    for index, rows, targets in completion_log_softmax(model, pairs, batch_size):
+        token = rows.gather(1, targets.unsqueeze(1)).squeeze(1)
+        results[index] = TokenScores(token.tolist(), rows[:, stop_ids[index]].tolist())
     return results
 
 
